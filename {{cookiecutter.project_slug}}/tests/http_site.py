@@ -1,0 +1,108 @@
+"""A real HTTP server for tests: documents, slow pages, error codes and flaky pages.
+
+Routes (all GET):
+    /doc/<name>                 the text "document <name> ..." (200)
+    /slow/<milliseconds>/<name> the same document after a delay
+    /status/<code>              an empty response with that status code
+    /flaky/<failures>/<key>     503 for the first <failures> requests of <key>, then 200
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def document_text(name: str) -> str:
+    return f"document {name} has exactly seven words here"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default listen backlog (5) stalls bursts of connections
+
+
+def _group(path: str) -> str:
+    """Requests are counted by group: the last path segment up to its first "-"."""
+    return path.rstrip("/").rsplit("/", 1)[-1].split("-", 1)[0]
+
+
+class LocalSite:
+    """Serves the routes above on 127.0.0.1 in a background thread; records what it saw."""
+
+    def __init__(self) -> None:
+        self.hits: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> LocalSite:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _enter(self, path: str) -> None:
+        group = _group(path)
+        with self._lock:
+            self.hits[path] += 1
+            self.in_flight[group] += 1
+            self.max_in_flight[group] = max(self.max_in_flight[group], self.in_flight[group])
+
+    def _leave(self, path: str) -> None:
+        with self._lock:
+            self.in_flight[_group(path)] -= 1
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms stall
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                site._enter(self.path)
+                try:
+                    self._route(self.path.strip("/").split("/"))
+                finally:
+                    site._leave(self.path)
+
+            def _route(self, parts: list[str]) -> None:
+                match parts:
+                    case ["doc", name]:
+                        self._send(200, document_text(name))
+                    case ["slow", millis, name]:
+                        time.sleep(int(millis) / 1000)
+                        self._send(200, document_text(name))
+                    case ["status", code]:
+                        self._send(int(code), "")
+                    case ["flaky", failures, key]:
+                        seen = site.hits[self.path]
+                        if seen <= int(failures):
+                            self._send(503, "try again")
+                        else:
+                            self._send(200, document_text(key))
+                    case _:
+                        self._send(404, "no such route")
+
+            def _send(self, status: int, text: str) -> None:
+                body = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler

@@ -1,0 +1,71 @@
+"""Record tests/histories/pipeline.json: one pipeline run on a fresh dev server.
+
+Run it with `make history` (`python -m tests.record_history`) after an intended change
+to the workflow code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from {{ cookiecutter.package_name }}.models import (
+    PipelineInput,
+    PipelineOptions,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
+from {{ cookiecutter.package_name }}.store import (
+    open_store,
+)
+from {{ cookiecutter.package_name }}.worker import (
+    build_worker,
+)
+from {{ cookiecutter.package_name }}.workflows import (
+    PipelineWorkflow,
+)
+
+from .http_site import LocalSite
+
+OUT = Path(__file__).parent / "histories" / "pipeline.json"
+
+
+async def record() -> None:
+    site = LocalSite().start()
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        dev_server_extra_args=["--headless"],
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(
+                _env_file=None, task_queue="record", state_store_url=f"sqlite:///{tmp}/s.db"
+            )
+            urls = [site.url("doc/a"), site.url("doc/b"), site.url("status/404"), site.url("doc/c")]
+            request = PipelineInput(urls=urls, options=PipelineOptions(fetch_batch_size=2))
+            async with (
+                open_store(settings.state_store_url) as store,
+                build_worker(env.client, settings, store),
+            ):
+                handle = await env.client.start_workflow(
+                    PipelineWorkflow.run, request, id="recorded-pipeline", task_queue="record"
+                )
+                await handle.result()
+                history = await handle.fetch_history()
+        OUT.parent.mkdir(exist_ok=True)
+        OUT.write_text(history.to_json(), encoding="utf-8")
+        print(f"wrote {OUT} ({len(history.events)} events)")
+    finally:
+        await env.shutdown()
+        site.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(record())

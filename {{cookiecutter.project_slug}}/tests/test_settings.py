@@ -1,0 +1,146 @@
+"""Settings: defaults, the promised error messages, and Temporal's environment configuration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }} import (
+    SERVICE_NAME,
+)
+from {{ cookiecutter.package_name }}.client import (
+    temporal_connect_config,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    ENV_PREFIX,
+    Settings,
+    load_settings,
+)
+
+from .conftest import service_env
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+
+def run_worker_command(cwd: Path, **settings: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", PACKAGE, "worker"],
+        cwd=cwd,
+        env=service_env("127.0.0.1:1", **settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_defaults() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.task_queue == SERVICE_NAME
+    assert settings.state_store_url == "sqlite:///.state/state.db"
+    assert settings.fetch_concurrency == 10
+
+
+def test_bad_values_stop_the_worker_with_one_line_each(tmp_path: Path) -> None:
+    done = run_worker_command(
+        tmp_path,
+        fetch_concurrency=0,
+        log_level="loud",
+        state_store_url="postgres://db/state",
+        fetch_concurency=3,  # a typo
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert sorted(done.stderr.splitlines()) == [
+        f"error: {ENV_PREFIX}FETCH_CONCURENCY: unknown setting",
+        f"error: {ENV_PREFIX}FETCH_CONCURRENCY: "
+        "Input should be greater than or equal to 1 (got '0')",
+        f"error: {ENV_PREFIX}LOG_LEVEL: "
+        "Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR' (got 'loud')",
+        f"error: {ENV_PREFIX}STATE_STORE_URL: expected sqlite:///relative/path.db or "
+        "sqlite:////absolute/path.db (got 'postgres://db/state')",
+    ]
+
+
+def test_bad_values_in_dot_env_are_reported_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".env").write_text(f"{ENV_PREFIX}GRACEFUL_SHUTDOWN_SECONDS=soon\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {ENV_PREFIX}GRACEFUL_SHUTDOWN_SECONDS: Input should be a valid number, "
+        "unable to parse string as a number (got 'soon')"
+    ]
+
+
+def test_settings_come_from_dot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(
+        f"{ENV_PREFIX}FETCH_CONCURRENCY=42\n{ENV_PREFIX}LOG_LEVEL=debug\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert (settings.fetch_concurrency, settings.log_level) == (42, "DEBUG")
+
+
+@pytest.fixture
+def clean_temporal_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No TEMPORAL_* variables and no config file: only what each test sets."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TEMPORAL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_default_address_is_local(clean_temporal_env: Path) -> None:
+    assert temporal_connect_config()["target_host"] == "localhost:7233"
+
+
+def test_api_key_from_environment_turns_on_tls(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "my-ns.a1b2c.tmprl.cloud:7233")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "my-ns.a1b2c")
+    monkeypatch.setenv("TEMPORAL_API_KEY", "secret-key")
+    config = temporal_connect_config()
+    assert config["target_host"] == "my-ns.a1b2c.tmprl.cloud:7233"
+    assert config["namespace"] == "my-ns.a1b2c"
+    assert config["api_key"] == "secret-key"
+    assert config["tls"] is True
+
+
+def test_profile_from_temporal_toml(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = clean_temporal_env / "temporal.toml"
+    toml.write_text(
+        '[profile.default]\naddress = "default-host:7233"\n\n'
+        '[profile.staging]\naddress = "staging-host:7233"\nnamespace = "staging"\n'
+    )
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(toml))
+    assert temporal_connect_config()["target_host"] == "default-host:7233"
+    monkeypatch.setenv("TEMPORAL_PROFILE", "staging")
+    config = temporal_connect_config()
+    assert (config["target_host"], config["namespace"]) == ("staging-host:7233", "staging")
+
+
+def test_temporal_variables_in_dot_env_lose_to_the_real_environment(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (clean_temporal_env / ".env").write_text(
+        "TEMPORAL_ADDRESS=from-dot-env:7233\nTEMPORAL_NAMESPACE=dotenv-ns\n"
+    )
+    assert temporal_connect_config()["target_host"] == "from-dot-env:7233"
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "from-env:7233")
+    config = temporal_connect_config()
+    assert (config["target_host"], config["namespace"]) == ("from-env:7233", "dotenv-ns")
