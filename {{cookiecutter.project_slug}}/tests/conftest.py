@@ -35,7 +35,6 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         ip="127.0.0.1",
         dev_server_existing_path=str(TEMPORAL_CLI),
-        dev_server_extra_args=["--headless"],
         dev_server_log_level="error",
     )
     yield env

@@ -41,7 +41,6 @@ async def record() -> None:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        dev_server_extra_args=["--headless"],
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:

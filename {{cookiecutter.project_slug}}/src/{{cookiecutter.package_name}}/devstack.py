@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -146,6 +147,9 @@ def demo() -> int:
 
 def dev() -> int:
     """Dev server with UI, a worker and the samples, in the foreground until Ctrl-C."""
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
     port, ui_port = port_or_free(SERVER_PORT), port_or_free(UI_PORT)
     address = f"127.0.0.1:{port}"
     server = start_dev_server(port, ui_port)
@@ -162,11 +166,11 @@ def dev() -> int:
                 f" --urls-file {urls_file}\n\nCtrl-C stops everything.\n",
                 file=sys.stderr,
             )
-            while server.poll() is None and worker.poll() is None:
-                time.sleep(0.5)
-            return 1  # one of them died on its own
-    except KeyboardInterrupt:
-        return 0
+            while not stopping.wait(0.5):
+                if server.poll() is not None or worker.poll() is not None:
+                    print("error: the dev server or the worker exited on its own", file=sys.stderr)
+                    return 1
+            return 0
     finally:
         stop(worker)
         stop(server)
