@@ -1,0 +1,111 @@
+"""Finish the generated project: drop the files of options not chosen, then say what to run next.
+
+Cookiecutter renders this file with Jinja and runs it inside the new project folder. The answers
+come in as one JSON document inside a raw string, as in pre_gen_project.py. Standard library only,
+no network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# Jinja fills in the answers (see pre_gen_project.py for why this form is safe).
+ANSWERS_JSON = r'''{{ cookiecutter | tojson }}'''  # fmt: skip
+
+# option -> chosen value -> paths to delete, relative to the project root. A path may name the
+# package as {package_name}, e.g. "src/{package_name}/store_redis.py". A path that is missing after
+# rendering is a template bug and fails the bake. Example for a later option:
+#     "state_store": {"sqlite": ["src/{package_name}/stores/redis.py"], "redis": []},
+DELETE_WHEN: dict[str, dict[str, list[str]]] = {}
+
+
+def rendered_answers(text: str = ANSWERS_JSON) -> dict[str, object]:
+    """Return the answers that Jinja rendered into this file, as a dict."""
+    answers = json.loads(text)
+    if not isinstance(answers, dict):
+        raise TypeError("the rendered answers are not a JSON object")
+    return answers
+
+
+def paths_to_delete(
+    answers: Mapping[str, object], table: Mapping[str, Mapping[str, Sequence[str]]]
+) -> list[str]:
+    """Return the relative paths that ``table`` deletes for ``answers``, sorted, without repeats."""
+    paths: set[str] = set()
+    for option, by_value in table.items():
+        if option not in answers:
+            raise KeyError(f"post_gen_project: option {option!r} is not in cookiecutter.json")
+        chosen = str(answers[option])
+        for path in by_value.get(chosen, ()):
+            paths.add(path.format(package_name=answers.get("package_name", "")))
+    return sorted(paths)
+
+
+def remove_unchosen(
+    root: Path,
+    answers: Mapping[str, object],
+    table: Mapping[str, Mapping[str, Sequence[str]]] = DELETE_WHEN,
+) -> list[Path]:
+    """Delete the files and folders that ``table`` names for ``answers`` under ``root``.
+
+    Returns the deleted paths. Raises FileNotFoundError for a listed path that does not exist and
+    ValueError for one that points outside ``root``.
+    """
+    root = root.resolve()
+    removed: list[Path] = []
+    for relative in paths_to_delete(answers, table):
+        path = root / relative
+        if not path.resolve().is_relative_to(root) or path.resolve() == root:
+            raise ValueError(f"post_gen_project: {relative!r} is outside the project")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            raise FileNotFoundError(f"post_gen_project: {relative!r} is not in the project")
+        removed.append(path)
+    return removed
+
+
+def display_path(project_dir: Path) -> str:
+    """Return how to ``cd`` into ``project_dir`` from the shell that ran cookiecutter."""
+    shell_dir = os.environ.get("PWD")
+    if shell_dir:
+        relative = os.path.relpath(project_dir, shell_dir)
+        if not relative.startswith(".."):
+            return relative
+    return str(project_dir)
+
+
+def next_steps(project_dir: Path, python_version: str) -> str:
+    """Return the message that tells the user which two commands to run next."""
+    lines = [
+        f"Created {project_dir.name}. Next:",
+        f"  cd {display_path(project_dir)}",
+        "  make run    # runs the sample pipeline on an embedded Temporal dev server",
+        "  make test   # ruff and the project's tests",
+    ]
+    if python_version and python_version != "3.11":
+        lines.append(
+            f"The project needs Python >= {python_version}: if python3 is older, add"
+            f" PYTHON=python{python_version} (or a path to it) to each make command."
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Remove the files of options not chosen and print the next commands; return the exit code."""
+    answers = rendered_answers()
+    project_dir = Path.cwd()
+    remove_unchosen(project_dir, answers)
+    print(next_steps(project_dir, str(answers.get("python_version", ""))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

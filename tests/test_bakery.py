@@ -1,0 +1,50 @@
+"""The test helpers themselves: combinations, pairwise coverage, literal answers."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from bakery import (
+    CHOICES,
+    MAX_FULL_COMBINATIONS,
+    all_combinations,
+    combinations,
+    literal_answer,
+    pairwise_combinations,
+)
+
+MANY = {
+    "python_version": ["3.11", "3.12", "3.13"],
+    "state_store": ["sqlite", "redis"],
+    "deploy": ["none", "compose", "kubernetes"],
+    "workshop": ["no", "yes"],
+    "ci": ["none", "github", "gitlab"],
+}
+
+
+def test_small_option_sets_bake_every_combination() -> None:
+    assert len(all_combinations(CHOICES)) <= MAX_FULL_COMBINATIONS
+    assert combinations(CHOICES) == all_combinations(CHOICES)
+
+
+def test_large_option_sets_bake_pairwise() -> None:
+    chosen = combinations(MANY)
+    assert len(all_combinations(MANY)) == 108
+    assert len(chosen) < 20
+    covered = {(a, c[a], b, c[b]) for c in chosen for a, b in itertools.combinations(MANY, 2)}
+    wanted = {
+        (a, va, b, vb)
+        for a, b in itertools.combinations(MANY, 2)
+        for va in MANY[a]
+        for vb in MANY[b]
+    }
+    assert wanted <= covered
+    assert all(list(c) == list(MANY) for c in chosen)
+    assert pairwise_combinations(MANY) == chosen  # deterministic
+
+
+def test_literal_answer_refuses_endraw() -> None:
+    assert literal_answer("{{ x }}") == "{% raw %}{{ x }}{% endraw %}"
+    with pytest.raises(ValueError, match="endraw"):
+        literal_answer("{% endraw %}")

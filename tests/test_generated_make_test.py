@@ -1,0 +1,66 @@
+"""Slow: bake a project and run its own `make test`, as a user would right after baking."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from bakery import DEFAULTS, NON_DEFAULT, ODD_ANSWERS, bake, clean_env, find_python, python_minor
+
+# The generated project's `make test` installs its venv (uv, warm cache: seconds), runs ruff and its
+# tests (promised under 60 s). The limit is generous for a cold cache on 2 busy cores.
+TIMEOUT_S = 900
+
+CASES = [
+    pytest.param({}, id="defaults"),
+    # Non-default options plus quotes, backslashes, unicode and Jinja-looking text in free-text
+    # answers (passed inside raw blocks, see bakery.literal_answer).
+    pytest.param({**NON_DEFAULT, **ODD_ANSWERS}, id="odd-names," + ",".join(NON_DEFAULT.values())),
+]
+
+
+def run_in_own_group(command: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
+    """Run ``command`` in a new process group; return its exit code (None on timeout) and output.
+
+    On timeout the whole group is killed, so servers the command started do not outlive the test.
+    """
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            return None, output
+        return process.returncode, output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", CASES)
+def test_generated_project_passes_its_own_make_test(
+    answers: dict[str, str], tmp_path: Path
+) -> None:
+    version = answers.get("python_version", DEFAULTS["python_version"])
+    make = ["make", "test"]
+    if python_minor("python3") != version:
+        python = find_python(version)
+        if python is None:
+            pytest.skip(f"no working Python {version} on this machine (PATH or pyenv)")
+        make.append(f"PYTHON={python}")
+    project = bake(tmp_path, answers)
+    returncode, output = run_in_own_group(make, project, TIMEOUT_S)
+    shown = f"`{' '.join(make)}` in {project}"
+    assert returncode is not None, f"{shown} took over {TIMEOUT_S} s:\n{output[-8000:]}"
+    assert returncode == 0, f"{shown} failed:\n{output[-8000:]}"
