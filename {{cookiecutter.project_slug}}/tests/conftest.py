@@ -14,6 +14,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from {{ cookiecutter.package_name }}.pool import (
+    CpuPool,
+)
 from {{ cookiecutter.package_name }}.settings import (
     ENV_PREFIX,
     Settings,
@@ -51,6 +54,13 @@ def site() -> Iterator[LocalSite]:
     server = LocalSite().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pool() -> Iterator[CpuPool]:
+    """One process pool for the session: two processes, started on first use."""
+    with CpuPool(2) as cpu_pool:
+        yield cpu_pool
 
 
 @pytest.fixture

@@ -1,14 +1,18 @@
 """A real HTTP server for tests: documents, slow pages, error codes and flaky pages.
 
-Routes (all GET):
+Routes (all GET; a query string is ignored, so `?copy` gives the same body at a new URL):
     /doc/<name>                 the text "document <name> ..." (200)
     /slow/<milliseconds>/<name> the same document after a delay
+    /copy/<name>/<tag>          the same document as /doc/<name>, at another URL
+    /words/<count>/<seed>       <count> pseudo-random words, the same for the same seed
+    /near/<count>/<seed>        the words of /words/<count>/<seed> with every 40th one changed
     /status/<code>              an empty response with that status code
     /flaky/<failures>/<key>     503 for the first <failures> requests of <key>, then 200
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter
@@ -17,6 +21,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def document_text(name: str) -> str:
     return f"document {name} has exactly seven words here"
+
+
+def random_words(count: int, seed: str, *, change_every: int = 0) -> str:
+    """`count` words drawn from a 5,000-word vocabulary, reproducible from `seed`."""
+    rng = random.Random(seed)  # noqa: S311 (reproducible test data)
+    words = [f"w{rng.randrange(5000)}" for _ in range(count)]
+    if change_every:
+        words = [f"changed{i}" if i % change_every == 0 else w for i, w in enumerate(words)]
+    return " ".join(words)
 
 
 class _Server(ThreadingHTTPServer):
@@ -75,7 +88,7 @@ class LocalSite:
             def do_GET(self) -> None:
                 site._enter(self.path)
                 try:
-                    self._route(self.path.strip("/").split("/"))
+                    self._route(self.path.split("?", 1)[0].strip("/").split("/"))
                 finally:
                     site._leave(self.path)
 
@@ -83,6 +96,12 @@ class LocalSite:
                 match parts:
                     case ["doc", name]:
                         self._send(200, document_text(name))
+                    case ["copy", name, _tag]:
+                        self._send(200, document_text(name))
+                    case ["words", count, seed]:
+                        self._send(200, random_words(int(count), seed))
+                    case ["near", count, seed]:
+                        self._send(200, random_words(int(count), seed, change_every=40))
                     case ["slow", millis, name]:
                         time.sleep(int(millis) / 1000)
                         self._send(200, document_text(name))
@@ -106,3 +125,9 @@ class LocalSite:
                 self.wfile.write(body)
 
         return Handler
+
+
+if __name__ == "__main__":  # serve in a process of its own: `python -m tests.http_site`
+    server = LocalSite()
+    print(server.base_url, flush=True)
+    server._server.serve_forever()

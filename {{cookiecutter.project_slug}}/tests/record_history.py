@@ -18,6 +18,9 @@ from {{ cookiecutter.package_name }}.models import (
     PipelineInput,
     PipelineOptions,
 )
+from {{ cookiecutter.package_name }}.pool import (
+    CpuPool,
+)
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
 )
@@ -43,7 +46,7 @@ async def record() -> None:
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
     )
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, CpuPool(1) as pool:
             settings = Settings(
                 _env_file=None, task_queue="record", state_store_url=f"sqlite:///{tmp}/s.db"
             )
@@ -51,7 +54,7 @@ async def record() -> None:
             request = PipelineInput(urls=urls, options=PipelineOptions(fetch_batch_size=2))
             async with (
                 open_store(settings.state_store_url) as store,
-                build_worker(env.client, settings, store),
+                build_worker(env.client, settings, store, pool),
             ):
                 handle = await env.client.start_workflow(
                     PipelineWorkflow.run, request, id="recorded-pipeline", task_queue="record"

@@ -18,6 +18,9 @@ from {{ cookiecutter.package_name }}.__main__ import (
 from {{ cookiecutter.package_name }}.models import (
     PipelineResult,
 )
+from {{ cookiecutter.package_name }}.pool import (
+    CpuPool,
+)
 from {{ cookiecutter.package_name }}.store import (
     open_store,
 )
@@ -32,9 +35,14 @@ PACKAGE = "{{ cookiecutter.package_name }}"
 
 
 @pytest.fixture
-async def worker(client: Client, tmp_path: Path, task_queue: str) -> AsyncIterator[None]:
+async def worker(
+    client: Client, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> AsyncIterator[None]:
     settings = make_settings(tmp_path, task_queue=task_queue)
-    async with open_store(settings.state_store_url) as store, build_worker(client, settings, store):
+    async with (
+        open_store(settings.state_store_url) as store,
+        build_worker(client, settings, store, pool),
+    ):
         yield
 
 

@@ -14,6 +14,9 @@ from {{ cookiecutter.package_name }}.models import (
     PipelineOptions,
     Progress,
 )
+from {{ cookiecutter.package_name }}.pool import (
+    CpuPool,
+)
 from {{ cookiecutter.package_name }}.store import (
     open_store,
 )
@@ -29,18 +32,19 @@ from .http_site import LocalSite
 
 
 async def test_pipeline_fetches_in_batches_and_reports_failures(
-    client: Client, site: LocalSite, tmp_path: Path, task_queue: str
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
 ) -> None:
     one, two, three = (site.url(f"doc/wf-{name}") for name in ("one", "two", "three"))
     missing = site.url("status/404")
+    copy = site.url("copy/wf-one/again")  # same body as `one`
     settings = make_settings(tmp_path, task_queue=task_queue)
     request = PipelineInput(
-        urls=[one, two, missing, one, three],  # `one` twice: fetched once
+        urls=[one, two, missing, one, three, copy],  # `one` twice: fetched once
         options=PipelineOptions(fetch_batch_size=2),
     )
     async with (
         open_store(settings.state_store_url) as store,
-        build_worker(client, settings, store),
+        build_worker(client, settings, store, pool),
     ):
         handle = await client.start_workflow(
             PipelineWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=task_queue
@@ -48,27 +52,34 @@ async def test_pipeline_fetches_in_batches_and_reports_failures(
         result = await handle.result()
         progress = await handle.query(PipelineWorkflow.progress)
 
-    assert [d.url for d in result.documents] == [one, two, three]
+    assert [d.url for d in result.documents] == [one, two, three, copy]
+    assert result.duplicates == [sorted([one, copy])]
     assert result.failed == [FailedUrl(url=missing, reason="HTTP 404 Not Found")]
     stats = result.stats
-    assert (stats.urls, stats.fetched, stats.failed, stats.words) == (4, 3, 1, 21)
+    assert (stats.urls, stats.fetched, stats.failed, stats.words) == (5, 4, 1, 28)
     assert stats.bytes == sum(d.bytes for d in result.documents)
-    assert progress == Progress(stage="done", done=4, total=4)
+    assert progress == Progress(stage="done", done=5, total=5)
+    # Three distinct bodies: `one` and its copy share one signature, computed once.
+    assert stats.fingerprint is not None
+    assert (stats.fingerprint.computed, stats.fingerprint.restored) == (3, 0)
 
     history = await handle.fetch_history()
     scheduled = [
-        e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
-    assert len(scheduled) == 2  # 4 URLs in batches of 2
+    # 5 URLs in fetch batches of 2, then one activity for each later stage.
+    assert scheduled == ["fetch_documents"] * 3 + ["fingerprint_documents", "group_near_duplicates"]
 
 
 async def test_an_empty_url_list_completes_with_nothing(
-    client: Client, tmp_path: Path, task_queue: str
+    client: Client, tmp_path: Path, task_queue: str, pool: CpuPool
 ) -> None:
     settings = make_settings(tmp_path, task_queue=task_queue)
     async with (
         open_store(settings.state_store_url) as store,
-        build_worker(client, settings, store),
+        build_worker(client, settings, store, pool),
     ):
         result = await client.execute_workflow(
             PipelineWorkflow.run,

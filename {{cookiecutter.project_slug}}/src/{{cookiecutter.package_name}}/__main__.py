@@ -1,4 +1,8 @@
-"""Command line: `python -m {{ cookiecutter.package_name }} worker | run | dev | demo`."""
+"""Command line: `python -m <package> worker | run | dev | demo`.
+
+Imports stay inside `main`: pool processes are spawned and import this module first,
+so it must be cheap to import.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,6 @@ import os
 import sys
 from pathlib import Path
 from typing import NoReturn
-
-from .client import TemporalUnreachableError
-from .settings import configure_logging, load_settings
 
 log = logging.getLogger(__package__)
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         from . import devstack
 
         return devstack.dev() if args.command == "dev" else devstack.demo()
+
+    from .client import TemporalUnreachableError
+    from .settings import configure_logging, load_settings
 
     settings = load_settings()
     configure_logging(settings)

@@ -9,12 +9,21 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
+class MinHashParams(BaseModel):
+    """What a signature depends on besides the text: part of every memo key."""
+
+    num_perm: int = Field(128, ge=1)
+    shingle_size: int = Field(3, ge=1)
+
+
 class PipelineOptions(BaseModel):
     """How the workflow orchestrates its stages; the starter fills these from settings."""
 
     fetch_batch_size: int = Field(20, ge=1)
     heartbeat_timeout_seconds: float = Field(30.0, gt=0)
-    fetch_start_to_close_seconds: float = Field(600.0, gt=0)
+    activity_start_to_close_seconds: float = Field(3600.0, gt=0)
+    minhash: MinHashParams = MinHashParams()
+    similarity_threshold: float = Field(0.8, gt=0, le=1)
 
 
 class PipelineInput(BaseModel):
@@ -51,6 +60,35 @@ class FetchResult(BaseModel):
     failed: list[FailedUrl] = []
 
 
+class FingerprintRequest(BaseModel):
+    """Stage 2's work: the documents whose bodies are in the store, and the parameters."""
+
+    documents: list[DocumentRef]
+    minhash: MinHashParams
+
+
+class FingerprintStats(BaseModel):
+    """Where stage 2's signatures came from, in the attempt that finished."""
+
+    computed: int
+    restored: int
+    memoized: int
+    attempt: int
+
+
+class FingerprintResult(BaseModel):
+    """Signatures stay in the state store (under `signatures_key`); only the key travels."""
+
+    signatures_key: str
+    stats: FingerprintStats
+
+
+class DuplicatesRequest(BaseModel):
+    signatures_key: str
+    documents: list[DocumentRef]
+    threshold: float
+
+
 class Progress(BaseModel):
     """Answer of the workflow's `progress` query."""
 
@@ -66,6 +104,7 @@ class PipelineStats(BaseModel):
     bytes: int
     words: int
     fetch_seconds: float
+    fingerprint: FingerprintStats | None = None
 
 
 class PipelineResult(BaseModel):
@@ -73,6 +112,8 @@ class PipelineResult(BaseModel):
 
     documents: list[DocumentRef]
     failed: list[FailedUrl]
+    duplicates: list[list[str]] = []
+    """Groups of URLs with near-duplicate bodies; each sorted, the groups sorted."""
     stats: PipelineStats
 
 

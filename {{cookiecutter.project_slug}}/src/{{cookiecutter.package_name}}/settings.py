@@ -60,8 +60,35 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: float = Field(30.0, gt=0)
     """An activity that has not heartbeated for this long is retried elsewhere."""
 
+    cpu_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    """Processes in the worker's pool for CPU-bound work (default: one per core)."""
+
+    cpu_chunk_size: int = Field(4, ge=1)
+    """Documents per task sent to the pool: small chunks keep cancellation prompt."""
+
+    checkpoint_every_items: int = Field(50, ge=1)
+    """Save a long activity's progress after this many items..."""
+
+    checkpoint_every_seconds: float = Field(5.0, gt=0)
+    """...or after this many seconds, whichever comes first."""
+
+    memo_ttl_seconds: float = Field(7 * 24 * 3600, gt=0)
+    """How long a memoized result (a document's signature) is kept."""
+
+    minhash_permutations: int = Field(128, ge=1, le=4096)
+    """Permutations per MinHash signature (starter side)."""
+
+    shingle_size: int = Field(3, ge=1, le=20)
+    """Words per shingle (starter side)."""
+
+    similarity_threshold: float = Field(0.8, gt=0, le=1)
+    """Estimated Jaccard similarity at which documents count as near-duplicates (starter side)."""
+
     graceful_shutdown_seconds: float = Field(10.0, ge=0)
     """On SIGTERM or SIGINT, how long running activities may take to finish."""
+
+    sticky_queue_timeout_seconds: float = Field(10.0, gt=0)
+    """After a worker dies, how long its cached workflows wait before any worker takes them."""
 
     connect_timeout_seconds: float = Field(60.0, gt=0)
     """How long to keep retrying an unreachable Temporal server at start."""

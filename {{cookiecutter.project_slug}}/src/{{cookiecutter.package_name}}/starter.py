@@ -15,12 +15,12 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import TemporalError
 
 from .client import connect
-from .models import PipelineInput, PipelineOptions, PipelineResult
+from .models import MinHashParams, PipelineInput, PipelineOptions, PipelineResult
 from .settings import Settings
 from .workflows import PipelineWorkflow
 
 PROGRESS_POLL_SECONDS = 0.5
-SUMMARY_FAILURES_SHOWN = 10
+SUMMARY_ROWS = 10
 
 
 def read_urls(urls: list[str], urls_file: Path | None) -> list[str]:
@@ -46,6 +46,10 @@ async def start_and_wait(
     options = PipelineOptions(
         fetch_batch_size=settings.fetch_batch_size,
         heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
+        minhash=MinHashParams(
+            num_perm=settings.minhash_permutations, shingle_size=settings.shingle_size
+        ),
+        similarity_threshold=settings.similarity_threshold,
     )
     try:
         handle = await client.start_workflow(
@@ -104,9 +108,17 @@ def summary(result: PipelineResult, *, workflow_id: str) -> str:
         f"Workflow {workflow_id}: fetched {stats.fetched} of {stats.urls} URLs "
         f"({stats.bytes:,} bytes, {stats.words:,} words) in {stats.fetch_seconds:.2f}s.",
     ]
+    if stats.fingerprint is not None:
+        fp = stats.fingerprint
+        lines.append(
+            f"Fingerprints: {fp.computed} computed, {fp.memoized} memoized, "
+            f"{fp.restored} restored from a checkpoint (attempt {fp.attempt})."
+        )
+    lines.append(f"Near-duplicate groups: {len(result.duplicates)}")
+    lines += [f"  {' = '.join(group)}" for group in result.duplicates[:SUMMARY_ROWS]]
     if result.failed:
         lines.append(f"Failed ({stats.failed}):")
-        lines += [f"  {f.url}: {f.reason}" for f in result.failed[:SUMMARY_FAILURES_SHOWN]]
-        if stats.failed > SUMMARY_FAILURES_SHOWN:
-            lines.append(f"  ... and {stats.failed - SUMMARY_FAILURES_SHOWN} more (see --json)")
+        lines += [f"  {f.url}: {f.reason}" for f in result.failed[:SUMMARY_ROWS]]
+        if stats.failed > SUMMARY_ROWS:
+            lines.append(f"  ... and {stats.failed - SUMMARY_ROWS} more (see --json)")
     return "\n".join(lines)

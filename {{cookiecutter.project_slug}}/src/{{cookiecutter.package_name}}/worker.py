@@ -19,8 +19,11 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from .activities.duplicates import DuplicateActivities
 from .activities.fetch import FetchActivities
+from .activities.fingerprint import FingerprintActivities
 from .client import connect
+from .pool import CpuPool
 from .settings import Settings
 from .store import StateStore, open_store
 from .workflows import PipelineWorkflow
@@ -33,8 +36,17 @@ HEARTBEAT_THROTTLE = timedelta(seconds=1)
 log = logging.getLogger(__name__)
 
 
-def build_worker(client: Client, settings: Settings, store: StateStore) -> Worker:
+def build_worker(client: Client, settings: Settings, store: StateStore, pool: CpuPool) -> Worker:
     """The worker with every workflow and activity of the service registered."""
+    fingerprint = FingerprintActivities(
+        store,
+        pool,
+        chunk_size=settings.cpu_chunk_size,
+        checkpoint_every_items=settings.checkpoint_every_items,
+        checkpoint_every_seconds=settings.checkpoint_every_seconds,
+        memo_ttl_seconds=settings.memo_ttl_seconds,
+    )
+    duplicates = DuplicateActivities(store, pool)
     fetch = FetchActivities(
         store,
         concurrency=settings.fetch_concurrency,
@@ -46,8 +58,15 @@ def build_worker(client: Client, settings: Settings, store: StateStore) -> Worke
         client,
         task_queue=settings.task_queue,
         workflows=[PipelineWorkflow],
-        activities=[fetch.fetch_documents],
+        activities=[
+            fetch.fetch_documents,
+            fingerprint.fingerprint_documents,
+            duplicates.group_near_duplicates,
+        ],
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.sticky_queue_timeout_seconds
+        ),
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
@@ -61,24 +80,34 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async with open_store(settings.state_store_url) as store:
-        worker = build_worker(client, settings, store)
-        running = asyncio.create_task(worker.run())
-        stopping = asyncio.create_task(stop.wait())
-        log.info(
-            "worker started: address=%s namespace=%s task_queue=%s identity=%s",
-            client.service_client.config.target_host,
-            client.namespace,
-            settings.task_queue,
-            client.identity,
-        )
-        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not running.done():
-            log.info(
-                "signal received: draining, running activities have %gs to finish",
-                settings.graceful_shutdown_seconds,
-            )
-            await worker.shutdown()
-        stopping.cancel()
-        await running  # re-raises if the worker failed on its own
+    # The pool is shut down after the worker has drained (`with` exits last).
+    with CpuPool(settings.cpu_processes) as pool:
+        warm_up = asyncio.create_task(pool.warm_up())  # in the background, while polling starts
+        async with open_store(settings.state_store_url) as store:
+            await _run_until_signal(build_worker(client, settings, store, pool), settings, stop)
+        await warm_up
     log.info("worker stopped")
+
+
+async def _run_until_signal(worker: Worker, settings: Settings, stop: asyncio.Event) -> None:
+    """Run `worker` until `stop` is set (then drain) or until it fails on its own."""
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    client = worker.client
+    log.info(
+        "worker started: address=%s namespace=%s task_queue=%s identity=%s processes=%d",
+        client.service_client.config.target_host,
+        client.namespace,
+        settings.task_queue,
+        client.identity,
+        settings.cpu_processes,
+    )
+    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not running.done():
+        log.info(
+            "signal received: draining, running activities have %gs to finish",
+            settings.graceful_shutdown_seconds,
+        )
+        await worker.shutdown()
+    stopping.cancel()
+    await running  # re-raises if the worker failed on its own

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
 
 import httpx
 from temporalio import activity
 
 from ..models import DocumentRef, FailedUrl, FetchBatch, FetchResult, body_key
 from ..store import StateStore
+from .heartbeat import heartbeat_until_cancelled
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 RETRY_BACKOFF_SECONDS = 0.2
@@ -74,7 +74,7 @@ class FetchActivities:
         async with httpx.AsyncClient(
             timeout=self.timeout_seconds, limits=limits, follow_redirects=True
         ) as client:
-            heartbeats = asyncio.create_task(_heartbeat_while_running(lambda: done))
+            heartbeats = asyncio.create_task(heartbeat_until_cancelled(lambda: done))
             try:
                 async with asyncio.TaskGroup() as group:
                     tasks = [group.create_task(fetch_counted(client, url)) for url in batch.urls]
@@ -132,17 +132,3 @@ class FetchActivities:
             raise FetchError(f"timed out after {self.timeout_seconds:g}s", transient=True) from None
         except httpx.TransportError as exc:
             raise FetchError(f"{type(exc).__name__}: {exc}", transient=True) from None
-
-
-async def _heartbeat_while_running(progress: Callable[[], int]) -> None:
-    """Heartbeat the progress about once a second until cancelled.
-
-    Heartbeats tell Temporal this attempt is alive (a silent one is retried after the
-    heartbeat timeout) and are how a cancellation reaches the activity. The SDK batches
-    them, so calling often is cheap.
-    """
-    timeout = activity.info().heartbeat_timeout
-    interval = min(1.0, timeout.total_seconds() / 4) if timeout else 1.0
-    while True:
-        activity.heartbeat(progress())
-        await asyncio.sleep(interval)

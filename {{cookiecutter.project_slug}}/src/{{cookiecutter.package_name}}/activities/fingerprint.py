@@ -1,0 +1,165 @@
+"""Stage 2, fingerprint: CPU-bound work on every core, resumable after a crash.
+
+The pattern: an async activity that sends chunks of documents to a process pool and
+awaits them. We chose it over a sync activity on `activity_executor=ProcessPoolExecutor`
+because everything that is not arithmetic stays in the worker's event loop, where it is
+simple: heartbeats, cancellation (a plain `asyncio.CancelledError`), reads from the state
+store, memoization and checkpoints. The children only compute; nothing they hold needs a
+`SharedStateManager`, and nothing but the inputs and results has to pickle.
+
+Resuming: the activity checkpoints the signatures it has (every N items or T seconds) under
+a key stable across attempts. An attempt that starts after a crash loads the checkpoint and
+computes only what is missing. Per document, results are also memoized by content (body
+SHA-256 + MinHash parameters), so a document seen in an earlier run is not computed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from .. import minhash
+from ..checkpoint import Checkpoint
+from ..memo import Memo, memo_key
+from ..models import (
+    FingerprintRequest,
+    FingerprintResult,
+    FingerprintStats,
+    MinHashParams,
+    body_key,
+)
+from ..pool import CpuPool
+from ..store import StateStore
+from .heartbeat import heartbeat_until_cancelled
+
+MINHASH_VERSION = 1  # bump when `minhash.signature` changes: old memo entries stop matching
+# Stage 3 reads the signatures seconds later; checkpoints of abandoned runs must not pile up.
+SIGNATURES_TTL_SECONDS = CHECKPOINT_TTL_SECONDS = 24 * 3600
+
+
+class FingerprintState(BaseModel):
+    """What a checkpoint holds: the signatures computed so far, by body SHA-256."""
+
+    signatures: dict[str, list[int]] = {}
+
+
+def signature_memo_key(sha256: str, params: MinHashParams) -> str:
+    return memo_key("minhash", MINHASH_VERSION, sha256, params.num_perm, params.shingle_size)
+
+
+def signatures_key(info: activity.Info) -> str:
+    """Where stage 2 leaves its signatures for stage 3: one key per workflow run."""
+    return f"signatures:{info.workflow_id}:{info.workflow_run_id}"
+
+
+class FingerprintActivities:
+    """The fingerprint activity with its pool, store and checkpoint policy injected."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        pool: CpuPool,
+        *,
+        chunk_size: int,
+        checkpoint_every_items: int,
+        checkpoint_every_seconds: float,
+        memo_ttl_seconds: float,
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.chunk_size = chunk_size
+        self.checkpoint_every_items = checkpoint_every_items
+        self.checkpoint_every_seconds = checkpoint_every_seconds
+        self.memo = Memo(store, ttl_seconds=memo_ttl_seconds)
+
+    @activity.defn(name="fingerprint_documents")
+    async def fingerprint_documents(self, request: FingerprintRequest) -> FingerprintResult:
+        """MinHash signatures of every document, on all cores; resumes from a checkpoint."""
+        info = activity.info()
+        params = request.minhash
+        checkpoint = Checkpoint.for_current_activity(
+            self.store,
+            FingerprintState,
+            every_items=self.checkpoint_every_items,
+            every_seconds=self.checkpoint_every_seconds,
+            ttl_seconds=CHECKPOINT_TTL_SECONDS,
+        )
+        state = await checkpoint.load() or FingerprintState()
+        restored = len(state.signatures)
+        wanted = sorted({d.sha256 for d in request.documents})
+
+        memoized = 0
+        todo = []
+        for sha256 in wanted:
+            if sha256 in state.signatures:
+                continue
+            cached = await self.memo.get(signature_memo_key(sha256, params))
+            if cached is not None:
+                state.signatures[sha256] = cached
+                memoized += 1
+            else:
+                todo.append(sha256)
+
+        computed = 0
+
+        async def compute(chunk: list[str]) -> None:
+            nonlocal computed
+            texts = [await self._text(sha256) for sha256 in chunk]
+            results = await self.pool.run(
+                minhash.signatures, texts, params.num_perm, params.shingle_size
+            )
+            for sha256, signature in zip(chunk, results, strict=True):
+                state.signatures[sha256] = signature
+                await self.memo.put(signature_memo_key(sha256, params), signature)
+            computed += len(chunk)
+            await checkpoint.maybe_save(state, len(chunk))
+
+        heartbeats = asyncio.create_task(
+            heartbeat_until_cancelled(lambda: {"done": len(state.signatures), "total": len(wanted)})
+        )
+        try:
+            await _run_bounded(
+                [todo[i : i + self.chunk_size] for i in range(0, len(todo), self.chunk_size)],
+                compute,
+                limit=self.pool.processes * 2,  # keep every process busy, queue little
+            )
+        except asyncio.CancelledError:
+            await asyncio.shield(checkpoint.save(state))  # the next attempt starts from here
+            raise
+        finally:
+            heartbeats.cancel()
+
+        key = signatures_key(info)
+        await self.store.put_json(key, state.signatures, ttl_seconds=SIGNATURES_TTL_SECONDS)
+        await checkpoint.clear()
+        return FingerprintResult(
+            signatures_key=key,
+            stats=FingerprintStats(
+                computed=computed, restored=restored, memoized=memoized, attempt=info.attempt
+            ),
+        )
+
+    async def _text(self, sha256: str) -> str:
+        body = await self.store.get(body_key(sha256))
+        if body is None:  # stage 1 stored it; it can only be gone if the store lost it
+            raise ApplicationError(f"body {sha256} is not in the state store", type="MissingBody")
+        return body.decode("utf-8", errors="replace")
+
+
+async def _run_bounded(
+    chunks: list[list[str]], work: Callable[[list[str]], Awaitable[None]], *, limit: int
+) -> None:
+    """Run `work` on every chunk, at most `limit` at a time; the first error cancels the rest."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def bounded(chunk: list[str]) -> None:
+        async with semaphore:
+            await work(chunk)
+
+    async with asyncio.TaskGroup() as group:
+        for chunk in chunks:
+            group.create_task(bounded(chunk))

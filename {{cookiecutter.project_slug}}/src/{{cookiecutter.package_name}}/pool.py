@@ -1,0 +1,92 @@
+"""A process pool for CPU-bound work, made safe to live inside a Temporal worker.
+
+Threads cannot run pure Python in parallel (the GIL); processes can, one per core. An
+async activity hands chunks of work to this pool and awaits them, so the worker's event
+loop stays free for heartbeats and other activities. Three traps are handled here:
+
+- Signals: Ctrl-C reaches every process of the terminal's process group. Children that
+  obeyed it would die mid-chunk and fail every running activity; ours ignore SIGINT and
+  SIGTERM and let the worker decide (it drains, then shuts the pool down).
+- A dead child (killed, out of memory) breaks a `ProcessPoolExecutor` for good. The pool
+  is replaced, and the call fails with a retryable error, so Temporal retries the attempt
+  instead of the worker wedging (sdk-python issue 245).
+- Children are started with "spawn", not "fork": forking a process that runs the SDK's
+  native threads can copy a held lock and deadlock the child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+from typing import Self, TypeVar
+
+from temporalio.exceptions import ApplicationError
+
+T = TypeVar("T")
+
+
+def _ignore_signals() -> None:
+    """Pool initializer: leave SIGINT and SIGTERM to the worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class CpuPool:
+    """`processes` worker processes, started on first use and replaced if one dies."""
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = processes or os.cpu_count() or 1
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _current(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_signals,
+            )
+        return self._executor
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` in a child process; `fn` and the arguments must pickle."""
+        executor = self._current()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except BrokenProcessPool:
+            self._discard(executor)
+            raise ApplicationError(
+                "a pool process died (killed or out of memory); the pool was replaced",
+                type="PoolProcessDied",
+            ) from None
+
+    async def warm_up(self) -> None:
+        """Start every process now, so the first CPU activity does not wait for them."""
+        await asyncio.gather(*(self.run(os.getpid) for _ in range(self.processes)))
+
+    def _discard(self, broken: ProcessPoolExecutor) -> None:
+        if self._executor is broken:
+            self._executor = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        """Stop the children; queued work is dropped, running chunks finish first."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()

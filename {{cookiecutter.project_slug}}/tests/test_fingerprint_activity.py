@@ -1,0 +1,135 @@
+"""The fingerprint activity in the SDK's ActivityEnvironment, with a real pool and store."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from {{ cookiecutter.package_name }}.activities.fingerprint import (
+    FingerprintActivities,
+    FingerprintState,
+)
+from {{ cookiecutter.package_name }}.checkpoint import (
+    Checkpoint,
+)
+from {{ cookiecutter.package_name }}.minhash import (
+    signature,
+)
+from {{ cookiecutter.package_name }}.models import (
+    DocumentRef,
+    FingerprintRequest,
+    MinHashParams,
+    body_key,
+)
+from {{ cookiecutter.package_name }}.pool import (
+    CpuPool,
+)
+from {{ cookiecutter.package_name }}.store import (
+    StateStore,
+)
+
+from .http_site import random_words
+
+PARAMS = MinHashParams(num_perm=32, shingle_size=3)
+
+
+async def stored_documents(
+    store: StateStore, count: int, words: int, tag: str
+) -> list[DocumentRef]:
+    documents = []
+    for i in range(count):
+        body = random_words(words, f"{tag}-{i}").encode()
+        sha256 = hashlib.sha256(body).hexdigest()
+        await store.put(body_key(sha256), body)
+        documents.append(DocumentRef(url=f"u{i}", sha256=sha256, bytes=len(body), words=words))
+    return documents
+
+
+def activities(store: StateStore, pool: CpuPool, **overrides: Any) -> FingerprintActivities:
+    options: dict[str, Any] = {
+        "chunk_size": 2,
+        "checkpoint_every_items": 4,
+        "checkpoint_every_seconds": 60.0,
+        "memo_ttl_seconds": 3600.0,
+    }
+    options.update(overrides)
+    return FingerprintActivities(store, pool, **options)
+
+
+async def test_computes_then_memoizes(store: StateStore, pool: CpuPool) -> None:
+    documents = await stored_documents(store, 6, 50, "memo")
+    request = FingerprintRequest(documents=documents, minhash=PARAMS)
+    first = await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
+    assert first.stats.model_dump() == {"computed": 6, "restored": 0, "memoized": 0, "attempt": 1}
+
+    signatures = await store.get_json(first.signatures_key)
+    body = await store.get(body_key(documents[0].sha256))
+    assert body is not None
+    assert signatures[documents[0].sha256] == signature(body.decode(), 32, 3)
+
+    second = await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
+    assert second.stats.model_dump() == {"computed": 0, "restored": 0, "memoized": 6, "attempt": 1}
+
+
+async def test_resumes_from_a_checkpoint(store: StateStore, pool: CpuPool) -> None:
+    documents = await stored_documents(store, 5, 50, "resume")
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2)
+    # What an earlier attempt left behind: two signatures (deliberately fake values, so
+    # the test can see they were taken as they are, not recomputed).
+    earlier = FingerprintState(signatures={d.sha256: [7] * 32 for d in documents[:2]})
+
+    async def save_earlier() -> None:
+        checkpoint = Checkpoint.for_current_activity(
+            store, FingerprintState, every_items=1, every_seconds=1
+        )
+        await checkpoint.save(earlier)
+
+    await env.run(save_earlier)
+    request = FingerprintRequest(documents=documents, minhash=PARAMS)
+    result = await env.run(activities(store, pool).fingerprint_documents, request)
+    assert result.stats.model_dump() == {"computed": 3, "restored": 2, "memoized": 0, "attempt": 2}
+    signatures = await store.get_json(result.signatures_key)
+    assert signatures[documents[0].sha256] == [7] * 32
+
+    async def checkpoint_left() -> object:
+        checkpoint = Checkpoint.for_current_activity(
+            store, FingerprintState, every_items=1, every_seconds=1
+        )
+        return await checkpoint.load()
+
+    assert await env.run(checkpoint_left) is None  # deleted once the activity completed
+
+
+async def test_cancellation_stops_within_two_seconds_and_keeps_progress(
+    store: StateStore, pool: CpuPool
+) -> None:
+    documents = await stored_documents(store, 20, 2000, "cancel")
+    request = FingerprintRequest(documents=documents, minhash=MinHashParams())
+    env = ActivityEnvironment()
+    progress: list[Any] = []
+    env.on_heartbeat = lambda *details: progress.append(details[0])
+    running = asyncio.create_task(env.run(activities(store, pool).fingerprint_documents, request))
+    while not progress or progress[-1]["done"] < 2:
+        await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    cancelled_at = loop.time()
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert loop.time() - cancelled_at < 2.0
+
+    async def saved() -> FingerprintState | None:
+        checkpoint = Checkpoint.for_current_activity(
+            store, FingerprintState, every_items=1, every_seconds=1
+        )
+        return await checkpoint.load()
+
+    state = await ActivityEnvironment().run(saved)  # same info, so the same key
+    assert state is not None
+    assert 2 <= len(state.signatures) < 20  # the next attempt starts from here
