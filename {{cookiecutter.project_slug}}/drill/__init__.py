@@ -1,0 +1,1 @@
+"""`make drill`: the high-availability drill (kill -9 and SIGTERM of real workers)."""
