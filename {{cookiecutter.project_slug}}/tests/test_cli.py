@@ -17,9 +17,15 @@ from {{ cookiecutter.package_name }}.__main__ import (
 )
 from {{ cookiecutter.package_name }}.models import (
     PipelineResult,
+    Progress,
 )
 from {{ cookiecutter.package_name }}.pool import (
     CpuPool,
+)
+from {{ cookiecutter.package_name }}.starter import (
+    default_ui_url,
+    progress_bar,
+    workflow_link,
 )
 from {{ cookiecutter.package_name }}.store import (
     open_store,
@@ -71,6 +77,8 @@ async def test_json_output_is_the_result(client: Client, site: LocalSite, task_q
     assert [d.url for d in result.documents] == [urls[0], urls[2]]
     assert [f.url for f in result.failed] == [urls[1]]
     assert "started workflow pipeline-" in stderr
+    assert "http://127.0.0.1:8233/namespaces/default/workflows/pipeline-" in stderr
+    assert "\r" not in stderr  # not a terminal: plain progress lines
 
 
 @pytest.mark.usefixtures("worker")
@@ -119,3 +127,20 @@ async def test_a_failed_workflow_exits_one_with_the_reason(
 def test_no_urls_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 2
     assert "error: no URLs given" in capsys.readouterr().err
+
+
+def test_progress_bar() -> None:
+    progress = Progress(stage="fetch", done=12, total=40)
+    assert progress_bar(progress, width=10) == "  fetch        [###.......]    12/40"
+    assert progress_bar(Progress(stage="done", done=0, total=0), width=4) == (
+        "  done         [####]     0/0"
+    )
+
+
+def test_links_to_the_temporal_ui() -> None:
+    assert default_ui_url("localhost:7233") == "http://localhost:8233"
+    assert default_ui_url("127.0.0.1:41234") == "http://127.0.0.1:8233"
+    assert default_ui_url("my-ns.a1b2c.tmprl.cloud:7233") == "https://cloud.temporal.io"
+    assert default_ui_url("temporal.internal:7233") is None
+    link = workflow_link("https://cloud.temporal.io/", "my-ns.a1b2c", "pipeline 1/2")
+    assert link == "https://cloud.temporal.io/namespaces/my-ns.a1b2c/workflows/pipeline%201/2"

@@ -26,6 +26,7 @@ STATE_DIR = Path(".temporal")
 SAMPLE_DIR = Path("sample_data")
 SERVER_PORT, UI_PORT, SAMPLES_PORT = 7233, 8233, 8800
 STARTUP_TIMEOUT_SECONDS = 30.0
+UI_URL_VARIABLE = PACKAGE.upper() + "_TEMPORAL_UI_URL"
 MISSING_SAMPLE = "missing.txt"  # in the demo on purpose: shows how a 404 is reported
 
 
@@ -129,10 +130,11 @@ def demo() -> int:
         worker = start_worker(address)
         with serve_samples(port_or_free(SAMPLES_PORT)) as urls:
             urls.append(urls[0].rsplit("/", 1)[0] + "/" + MISSING_SAMPLE)
-            print(f"Temporal UI (while this runs): http://127.0.0.1:{ui_port}", file=sys.stderr)
+            ui_url = f"http://127.0.0.1:{ui_port}"
+            print(f"Temporal UI (while this runs): {ui_url}", file=sys.stderr)
             run = subprocess.run(
                 [sys.executable, "-m", PACKAGE, "run", *urls],
-                env={**os.environ, "TEMPORAL_ADDRESS": address},
+                env={**os.environ, "TEMPORAL_ADDRESS": address, UI_URL_VARIABLE: ui_url},
                 check=False,
             )
         print("`make dev` keeps the server and UI up; this run's history is there too.")

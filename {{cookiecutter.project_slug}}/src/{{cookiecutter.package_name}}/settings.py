@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     identity: str | None = None
     """Worker identity shown in the Temporal UI; the SDK's `pid@host` when unset."""
 
+    temporal_ui_url: str | None = None
+    """Base URL of the Temporal UI for the links `run` prints (guessed when unset)."""
+
     fetch_concurrency: int = Field(10, ge=1, le=1000)
     """Most downloads in flight at once inside one fetch activity."""
 
