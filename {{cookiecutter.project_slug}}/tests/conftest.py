@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -83,7 +84,11 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 def service_env(address: str | None = None, **settings: object) -> dict[str, str]:
-    """Environment for a service subprocess: ours minus stray settings, plus `settings`."""
+    """Environment for a service subprocess: ours minus stray settings, plus `settings`.
+
+    Health and metrics are off unless `settings` give them ports: workers of one test run,
+    and of test runs side by side, would all want the default ports.
+    """
     env = {
         k: v
         for k, v in os.environ.items()
@@ -91,8 +96,16 @@ def service_env(address: str | None = None, **settings: object) -> dict[str, str
     }
     if address is not None:
         env["TEMPORAL_ADDRESS"] = address
+    settings = {"health_port": 0, "metrics_port": 0, **settings}
     env.update({ENV_PREFIX + name.upper(): str(value) for name, value in settings.items()})
     return env
+
+
+def free_port() -> int:
+    """A port nothing listens on right now, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def address_of(client: Client) -> str:

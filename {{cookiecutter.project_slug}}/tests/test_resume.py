@@ -19,6 +19,9 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from {{ cookiecutter.package_name }}.metrics import (
+    PREFIX,
+)
 from {{ cookiecutter.package_name }}.models import (
     PipelineInput,
     PipelineOptions,
@@ -28,8 +31,9 @@ from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
 )
 
-from .conftest import address_of, service_env
+from .conftest import address_of, free_port, service_env
 from .http_site import LocalSite
+from .test_metrics import scrape, totals
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 CHECKPOINT_EVERY = 4
@@ -130,9 +134,13 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
     await first.wait()
     finished_before_kill = memoized_signatures(tmp_path / "state.db")
 
-    second = await start_worker(env)
+    metrics_port = free_port()
+    second = await start_worker(
+        worker_env(client, task_queue, tmp_path / "state.db", metrics_port=metrics_port)
+    )
     try:
         result = await asyncio.wait_for(handle.result(), 60)
+        metrics = totals(await asyncio.to_thread(scrape, metrics_port))
     finally:
         stop_group(second, signal.SIGTERM)
         await second.wait()
@@ -160,6 +168,11 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
     assert fp.restored + fp.memoized == finished_before_kill
     assert fp.computed == distinct - finished_before_kill
     assert finished_before_kill - fp.restored <= CHECKPOINT_EVERY + 2 * PROCESSES * CHUNK
+    # The second worker's metrics say the same.
+    assert metrics[f"{PREFIX}checkpoint_restores"] == 1
+    assert metrics[f"{PREFIX}signatures_restored"] == fp.restored
+    assert metrics[f"{PREFIX}signatures_memoized"] == fp.memoized
+    assert metrics[f"{PREFIX}signatures_computed"] == fp.computed
 
 
 async def test_sigterm_mid_cpu_stage_drains_without_a_failed_activity(

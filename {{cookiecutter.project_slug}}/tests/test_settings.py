@@ -51,6 +51,8 @@ def test_bad_values_stop_the_worker_with_one_line_each(tmp_path: Path) -> None:
         log_level="loud",
         state_store_url="postgres://db/state",
         fetch_concurency=3,  # a typo
+        log_format="xml",
+        health_port=-1,
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -59,6 +61,8 @@ def test_bad_values_stop_the_worker_with_one_line_each(tmp_path: Path) -> None:
         f"error: {ENV_PREFIX}FETCH_CONCURENCY: unknown setting",
         f"error: {ENV_PREFIX}FETCH_CONCURRENCY: "
         "Input should be greater than or equal to 1 (got '0')",
+        f"error: {ENV_PREFIX}HEALTH_PORT: Input should be greater than or equal to 0 (got '-1')",
+        f"error: {ENV_PREFIX}LOG_FORMAT: Input should be 'plain' or 'json' (got 'xml')",
         f"error: {ENV_PREFIX}LOG_LEVEL: "
         "Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR' (got 'loud')",
         f"error: {ENV_PREFIX}STATE_STORE_URL: expected sqlite:///relative/path.db or "

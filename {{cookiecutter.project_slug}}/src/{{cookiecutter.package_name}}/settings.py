@@ -12,7 +12,6 @@ profiles in `temporal.toml`), so the habits and files of the `temporal` CLI appl
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any, Literal, get_args
@@ -113,6 +112,18 @@ class Settings(BaseSettings):
     def _openable_store(cls, value: str) -> str:
         return check_store_url(value)
 
+    log_format: Literal["plain", "json"] = "plain"
+    """`plain` lines for people, or `json`: one object per line, for log collectors."""
+
+    health_port: int = Field(8080, ge=0, le=65535)
+    """Port of the worker's `/healthz` and `/readyz` endpoints (0: not served)."""
+
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    """Port of the worker's Prometheus `/metrics` endpoint (0: not served)."""
+
+    loop_lag_warning_seconds: float = Field(1.0, gt=0)
+    """Warn, naming the activity, when the worker's event loop is blocked this long."""
+
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "*"
@@ -151,14 +162,3 @@ def load_settings() -> Settings:
             print(f"error: {line}", file=sys.stderr)
         raise SystemExit(2)
     return settings
-
-
-def configure_logging(settings: Settings) -> None:
-    """Plain log lines on stderr at the configured level."""
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if settings.log_level != "DEBUG":  # httpx logs every request at INFO
-        logging.getLogger("httpx").setLevel(logging.WARNING)

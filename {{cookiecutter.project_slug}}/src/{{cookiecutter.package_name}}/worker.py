@@ -7,25 +7,35 @@ without any coordination between them.
 On SIGTERM or SIGINT the worker drains: it stops polling, lets running activities finish
 within `graceful_shutdown_seconds`, and exits 0. Anything still running after that is
 cancelled and retried by another worker.
+
+While it runs, the worker serves `/healthz` and `/readyz` (`health.py`) and Prometheus
+`/metrics` (`metrics.py`), and a watchdog names any activity that blocks the event loop
+(`watchdog.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.runtime import Runtime
+from temporalio.worker import Interceptor, Worker
 
 from .activities.duplicates import DuplicateActivities
 from .activities.fetch import FetchActivities
 from .activities.fingerprint import FingerprintActivities
 from .client import connect
+from .health import start_health_server
+from .metrics import telemetry_runtime
 from .pool import CpuPool
-from .settings import Settings
+from .settings import ENV_PREFIX, Settings
 from .store import StateStore, open_store
+from .watchdog import LoopWatchdog
 from .workflows import PipelineWorkflow
 
 # The SDK sends heartbeats at most every 0.8 x heartbeat timeout (capped by this), and a
@@ -36,7 +46,23 @@ HEARTBEAT_THROTTLE = timedelta(seconds=1)
 log = logging.getLogger(__name__)
 
 
-def build_worker(client: Client, settings: Settings, store: StateStore, pool: CpuPool) -> Worker:
+class PortUnavailableError(Exception):
+    """The health or metrics port from the settings cannot be served on."""
+
+    def __init__(self, setting: str, port: int, reason: object) -> None:
+        super().__init__(
+            f"{ENV_PREFIX}{setting.upper()}={port}: {reason}"
+            " (choose another port, or 0 to serve none)"
+        )
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    store: StateStore,
+    pool: CpuPool,
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
     """The worker with every workflow and activity of the service registered."""
     fingerprint = FingerprintActivities(
         store,
@@ -69,23 +95,36 @@ def build_worker(client: Client, settings: Settings, store: StateStore, pool: Cp
         ),
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        interceptors=interceptors,
     )
 
 
 async def run_worker(settings: Settings) -> None:
-    """Connect, run until SIGTERM or SIGINT, then drain and return."""
-    client = await connect(settings)
+    """Serve health and metrics, connect, run until SIGTERM or SIGINT, then drain and return."""
+    runtime = _telemetry(settings.metrics_port)  # serves /metrics from here on
+    worker: Worker | None = None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
-    # The pool is shut down after the worker has drained (`with` exits last).
-    with CpuPool(settings.cpu_processes) as pool:
-        warm_up = asyncio.create_task(pool.warm_up())  # in the background, while polling starts
-        async with open_store(settings.state_store_url) as store:
-            await _run_until_signal(build_worker(client, settings, store, pool), settings, stop)
-        await warm_up
+    def ready() -> bool:  # /readyz: polling, and not draining
+        return worker is not None and worker.is_running and not stop.is_set()
+
+    # /healthz answers while connecting too: a worker waiting for its server is alive.
+    async with await _health(settings.health_port, ready):
+        client = await connect(settings, runtime)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        # The pool is shut down after the worker has drained (`with` exits last).
+        with CpuPool(settings.cpu_processes) as pool:
+            warm_up = asyncio.create_task(pool.warm_up())  # in the background
+            async with (
+                open_store(settings.state_store_url) as store,
+                LoopWatchdog(settings.loop_lag_warning_seconds) as watchdog,
+            ):
+                worker = build_worker(client, settings, store, pool, [watchdog.interceptor])
+                await _run_until_signal(worker, settings, stop)
+            await warm_up
     log.info("worker stopped")
 
 
@@ -95,12 +134,15 @@ async def _run_until_signal(worker: Worker, settings: Settings, stop: asyncio.Ev
     stopping = asyncio.create_task(stop.wait())
     client = worker.client
     log.info(
-        "worker started: address=%s namespace=%s task_queue=%s identity=%s processes=%d",
+        "worker started: address=%s namespace=%s task_queue=%s identity=%s processes=%d"
+        " health_port=%d metrics_port=%d",
         client.service_client.config.target_host,
         client.namespace,
         settings.task_queue,
         client.identity,
         settings.cpu_processes,
+        settings.health_port,
+        settings.metrics_port,
     )
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not running.done():
@@ -111,3 +153,21 @@ async def _run_until_signal(worker: Worker, settings: Settings, stop: asyncio.Ev
         await worker.shutdown()
     stopping.cancel()
     await running  # re-raises if the worker failed on its own
+
+
+def _telemetry(metrics_port: int) -> Runtime:
+    try:
+        return telemetry_runtime(metrics_port)
+    except ValueError as exc:  # the SDK's error when the exporter cannot bind
+        raise PortUnavailableError("metrics_port", metrics_port, exc) from None
+
+
+async def _health(
+    port: int, ready: Callable[[], bool]
+) -> contextlib.AbstractAsyncContextManager[object]:
+    if not port:
+        return contextlib.nullcontext()
+    try:
+        return await start_health_server(port, ready)
+    except OSError as exc:
+        raise PortUnavailableError("health_port", port, exc) from None

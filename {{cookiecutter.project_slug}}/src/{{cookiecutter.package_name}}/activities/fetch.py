@@ -24,6 +24,7 @@ import hashlib
 import httpx
 from temporalio import activity
 
+from ..metrics import ServiceMetrics
 from ..models import DocumentRef, FailedUrl, FetchBatch, FetchResult, body_key
 from ..store import StateStore
 from .heartbeat import heartbeat_until_cancelled
@@ -81,10 +82,14 @@ class FetchActivities:
             finally:
                 heartbeats.cancel()
         outcomes = [task.result() for task in tasks]
-        return FetchResult(
+        result = FetchResult(
             documents=[o for o in outcomes if isinstance(o, DocumentRef)],
             failed=[o for o in outcomes if isinstance(o, FailedUrl)],
         )
+        metrics = ServiceMetrics.for_current_activity()
+        metrics.documents_fetched.add(len(result.documents))
+        metrics.documents_failed.add(len(result.failed))
+        return result
 
     async def _fetch_with_retries(
         self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, url: str

@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from .. import minhash
 from ..checkpoint import Checkpoint
 from ..memo import Memo, memo_key
+from ..metrics import ServiceMetrics
 from ..models import (
     FingerprintRequest,
     FingerprintResult,
@@ -80,6 +81,7 @@ class FingerprintActivities:
     async def fingerprint_documents(self, request: FingerprintRequest) -> FingerprintResult:
         """MinHash signatures of every document, on all cores; resumes from a checkpoint."""
         info = activity.info()
+        metrics = ServiceMetrics.for_current_activity()
         params = request.minhash
         checkpoint = Checkpoint.for_current_activity(
             self.store,
@@ -88,8 +90,12 @@ class FingerprintActivities:
             every_seconds=self.checkpoint_every_seconds,
             ttl_seconds=CHECKPOINT_TTL_SECONDS,
         )
-        state = await checkpoint.load() or FingerprintState()
+        loaded = await checkpoint.load()
+        state = loaded or FingerprintState()
         restored = len(state.signatures)
+        if loaded is not None:
+            metrics.checkpoint_restores.add(1)
+            metrics.signatures_restored.add(restored)
         wanted = sorted({d.sha256 for d in request.documents})
 
         memoized = 0
@@ -103,6 +109,9 @@ class FingerprintActivities:
                 memoized += 1
             else:
                 todo.append(sha256)
+        metrics.memo_hits.add(memoized)
+        metrics.signatures_memoized.add(memoized)
+        metrics.memo_misses.add(len(todo))
 
         computed = 0
 
@@ -116,6 +125,7 @@ class FingerprintActivities:
                 state.signatures[sha256] = signature
                 await self.memo.put(signature_memo_key(sha256, params), signature)
             computed += len(chunk)
+            metrics.signatures_computed.add(len(chunk))
             await checkpoint.maybe_save(state, len(chunk))
 
         heartbeats = asyncio.create_task(
@@ -132,6 +142,7 @@ class FingerprintActivities:
             raise
         finally:
             heartbeats.cancel()
+            metrics.checkpoint_saves.add(checkpoint.saves)
 
         key = signatures_key(info)
         await self.store.put_json(key, state.signatures, ttl_seconds=SIGNATURES_TTL_SECONDS)
