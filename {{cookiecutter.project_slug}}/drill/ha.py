@@ -123,6 +123,9 @@ class Cluster:
                 f"{ENV_PREFIX}STICKY_QUEUE_TIMEOUT_SECONDS": "2",
                 f"{ENV_PREFIX}GRACEFUL_SHUTDOWN_SECONDS": "60",
                 f"{ENV_PREFIX}LOG_LEVEL": "WARNING",
+                # Three workers on one host: no fixed health or metrics ports to collide on.
+                f"{ENV_PREFIX}HEALTH_PORT": "0",
+                f"{ENV_PREFIX}METRICS_PORT": "0",
             }
         )
         worker = await asyncio.create_subprocess_exec(
