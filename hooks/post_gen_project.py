@@ -21,7 +21,17 @@ ANSWERS_JSON = r'''{{ cookiecutter | tojson }}'''  # fmt: skip
 # package as {package_name}, e.g. "src/{package_name}/store_redis.py". A path that is missing after
 # rendering is a template bug and fails the bake. Example for a later option:
 #     "state_store": {"sqlite": ["src/{package_name}/stores/redis.py"], "redis": []},
-DELETE_WHEN: dict[str, dict[str, list[str]]] = {}
+DELETE_WHEN: dict[str, dict[str, list[str]]] = {
+    "deploy": {
+        "no": [
+            "Dockerfile",
+            ".dockerignore",
+            "compose.yaml",
+            "deploy",
+            "tests/test_deploy.py",
+        ],
+    },
+}
 
 
 def rendered_answers(text: str = ANSWERS_JSON) -> dict[str, object]:
