@@ -83,7 +83,9 @@ async def run_worker(settings: Settings) -> None:
     # The pool is shut down after the worker has drained (`with` exits last).
     with CpuPool(settings.cpu_processes) as pool:
         warm_up = asyncio.create_task(pool.warm_up())  # in the background, while polling starts
-        async with open_store(settings.state_store_url) as store:
+        async with open_store(
+            settings.state_store_url, password=settings.state_store_password
+        ) as store:
             await _run_until_signal(build_worker(client, settings, store, pool), settings, stop)
         await warm_up
     log.info("worker stopped")
