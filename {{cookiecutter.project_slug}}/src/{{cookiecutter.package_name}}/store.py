@@ -195,6 +195,8 @@ class RedisStateStore(StateStore):
             socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
             socket_keepalive=True,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_RETRIES),
+            # redis-py 5 retries only the errors listed here (6 and later, Retry's too).
+            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
             **tls,
         )
 

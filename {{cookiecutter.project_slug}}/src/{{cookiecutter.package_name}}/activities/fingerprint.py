@@ -167,5 +167,5 @@ async def _run_bounded(
     except BaseExceptionGroup as errors:
         # Raise the error itself: its type and message are what Temporal records for the
         # attempt (e.g. the pool's ApplicationError, Redis's ConnectionError), not "unhandled
-        # errors in a TaskGroup".
-        raise errors.exceptions[0] from errors
+        # errors in a TaskGroup". The group adds nothing but size to the recorded failure.
+        raise errors.exceptions[0] from None
