@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import math
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
     import redis.asyncio
 
 T = TypeVar("T")
+
+
+class StateStoreError(Exception):
+    """The store could not be reached, or refused us (a Redis that is down, a bad password)."""
 
 
 class StateStore(abc.ABC):
@@ -167,10 +172,9 @@ class RedisStateStore(StateStore):
 
     Every operation is idempotent, so the client may safely retry one: it does, a few times
     within about a second, which covers a dropped connection. A longer outage raises
-    `redis.exceptions.ConnectionError` (or `TimeoutError`) from the call; the activity fails
-    and Temporal retries it with its own backoff until Redis is back. Whatever the store
-    holds must survive a Redis restart (bodies, signatures): run Redis with persistence
-    (AOF) or a managed, replicated one.
+    `StateStoreError` from the call; the activity fails and Temporal retries it with its own
+    backoff until Redis is back. Whatever the store holds must survive a Redis restart
+    (bodies, signatures): run Redis with persistence (AOF) or a managed, replicated one.
     """
 
     def __init__(self, url: str, *, password: SecretStr | None = None) -> None:
@@ -182,6 +186,7 @@ class RedisStateStore(StateStore):
 
         target = _redis_target(url)
         self.url = url  # safe to log: check_store_url rejects URLs with a password
+        self._unreachable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         tls: dict[str, Any] = {}
         if target.tls:  # certificates and host names are always verified
             tls = {"ssl": True, "ssl_check_hostname": True, "ssl_ca_certs": target.ca_certs}
@@ -200,17 +205,33 @@ class RedisStateStore(StateStore):
             **tls,
         )
 
+    @contextlib.contextmanager
+    def _compact_errors(self) -> Iterator[None]:
+        """Redis's connection errors as one short `StateStoreError`.
+
+        redis-py chains the error of every try, with long tracebacks. Temporal keeps an
+        attempt's failure only up to a size limit: beyond it, the UI and `describe` show
+        "Failure exceeds size limit." instead of the reason.
+        """
+        try:
+            yield
+        except self._unreachable as exc:
+            raise StateStoreError(f"Redis state store {self.url}: {exc}") from None
+
     async def get(self, key: str) -> bytes | None:
-        value = await self._client.get(key)
+        with self._compact_errors():
+            value = await self._client.get(key)
         return None if value is None else bytes(value)
 
     async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
         # PX takes whole milliseconds, at least 1; without it, SET also drops an old TTL.
         px = None if ttl_seconds is None else max(1, math.ceil(ttl_seconds * 1000))
-        await self._client.set(key, value, px=px)
+        with self._compact_errors():
+            await self._client.set(key, value, px=px)
 
     async def delete(self, key: str) -> None:
-        await self._client.delete(key)
+        with self._compact_errors():
+            await self._client.delete(key)
 
     async def close(self) -> None:
         await self._client.aclose()
