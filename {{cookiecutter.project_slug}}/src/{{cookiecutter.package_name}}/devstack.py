@@ -121,7 +121,8 @@ def local_redis(url: str, *, has_password: bool = False) -> Iterator[None]:
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     args += ["--appendonly", "yes", "--logfile", "redis.log"]
-    server = subprocess.Popen(args, cwd=REDIS_DIR, stdin=subprocess.DEVNULL)
+    # In a session of its own: Ctrl-C must not stop Redis before the worker has drained.
+    server = subprocess.Popen(args, cwd=REDIS_DIR, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for_port(port, server, "redis-server")
         print(f"Redis (state store, while this runs): {url}", file=sys.stderr)
