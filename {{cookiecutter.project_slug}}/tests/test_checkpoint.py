@@ -1,4 +1,7 @@
-"""Checkpoints: round trips, save intervals, keys per activity, and no torn value after kill -9."""
+"""Checkpoints: round trips, save intervals, keys per activity, and no torn value after kill -9.
+
+Every test runs once per state store backend, SQLite and Redis (see `store_url` in conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import json
 import logging
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +23,8 @@ from {{ cookiecutter.package_name }}.checkpoint import (
     Checkpoint,
 )
 from {{ cookiecutter.package_name }}.store import (
-    SqliteStateStore,
     StateStore,
+    open_store,
 )
 
 
@@ -205,7 +207,7 @@ SAVER = textwrap.dedent(
     import asyncio, hashlib, sys
     from pydantic import BaseModel
     from {{ cookiecutter.package_name }}.checkpoint import Checkpoint
-    from {{ cookiecutter.package_name }}.store import SqliteStateStore
+    from {{ cookiecutter.package_name }}.store import open_store
 
     class Big(BaseModel):
         seq: int
@@ -214,8 +216,8 @@ SAVER = textwrap.dedent(
     def blob(seq):
         return hashlib.sha256(str(seq).encode()).hexdigest() * (int(sys.argv[2]) // 64)
 
-    async def main(path):
-        async with SqliteStateStore(path) as store:
+    async def main(url):
+        async with open_store(url) as store:
             cp = Checkpoint(store, "big", Big, every_items=1, every_seconds=0)
             last = await cp.load()
             seq = 0 if last is None else last.seq
@@ -239,17 +241,16 @@ BLOB_BYTES = 2_000_000
 
 
 async def test_kill_9_during_saves_never_leaves_a_torn_checkpoint(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SIGKILL a process saving 2 MB checkpoints: the last save or the one before survives.
 
     Each child continues from the checkpoint the previous one left, as a retry would.
     """
-    path = tmp_path / "crash.db"
     last_saved = 0
     for delay in (0.01, 0.25, 0.4, 0.55):  # the first kill lands in or before the first save
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", SAVER, str(path), str(BLOB_BYTES), stdout=asyncio.subprocess.PIPE
+            sys.executable, "-c", SAVER, store_url, str(BLOB_BYTES), stdout=asyncio.subprocess.PIPE
         )
         assert child.stdout is not None
         ready = await asyncio.wait_for(child.stdout.readline(), timeout=30)
@@ -262,7 +263,7 @@ async def test_kill_9_during_saves_never_leaves_a_torn_checkpoint(
         assert reported == list(range(last_saved + 1, last_saved + 1 + len(reported)))
         floor = reported[-1] if reported else last_saved  # the child said this one was saved
 
-        async with SqliteStateStore(path) as store:
+        async with open_store(store_url) as store:
             with caplog.at_level(logging.WARNING):
                 state = await Checkpoint(store, "big", Big, every_items=1, every_seconds=0).load()
         assert not caplog.records, "a torn or invalid checkpoint was read"

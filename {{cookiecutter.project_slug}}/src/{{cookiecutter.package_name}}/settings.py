@@ -16,14 +16,16 @@ import os
 import sys
 from typing import Any, Literal, get_args
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
-from .store import check_store_url
+from .store import check_store_url, redact_url, takes_password
 
 ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
 ENV_FILE = ".env"
+# Chosen when the project was generated (cookiecutter option `state_store`).
+DEFAULT_STATE_STORE_URL = "{{ 'redis://localhost:6379/0' if cookiecutter.state_store == 'redis' else 'sqlite:///.state/state.db' }}"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -95,9 +97,9 @@ class Settings(BaseSettings):
     connect_timeout_seconds: float = Field(60.0, gt=0)
     """How long to keep retrying an unreachable Temporal server at start."""
 
-    state_store_url: str = "sqlite:///.state/state.db"
-    """Where bodies and intermediate results live: `sqlite:///relative/path.db` or
-    `sqlite:////absolute/path.db`."""
+    state_store_url: str = DEFAULT_STATE_STORE_URL
+    """Where bodies and intermediate results live: `sqlite:///relative/path.db`,
+    `sqlite:////absolute/path.db`, `redis://[user@]host[:port][/db]` or `rediss://...` (TLS)."""
 
     log_level: LogLevel = "INFO"
 
@@ -124,13 +126,46 @@ class Settings(BaseSettings):
     loop_lag_warning_seconds: float = Field(1.0, gt=0)
     """Warn, naming the activity, when the worker's event loop is blocked this long."""
 
+    state_store_password: SecretStr | None = None
+    """Password of a Redis state store: never in the URL, which gets logged."""
+
+    @field_validator("state_store_password")
+    @classmethod
+    def _password_for_redis_only(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # an empty variable means no password
+        url = info.data.get("state_store_url")
+        if url is not None and not takes_password(url):
+            raise ValueError("only a redis:// or rediss:// state store takes a password")
+        return value
+
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "*"
 
 
+SECRET_FIELDS = frozenset(
+    name
+    for name, field in Settings.model_fields.items()
+    if SecretStr in (field.annotation, *get_args(field.annotation))
+)
+
+
+def _shown_value(loc: tuple[int | str, ...], value: Any) -> str | None:
+    """How an error line shows the value given: never a secret, nor a password in a URL."""
+    field = str(loc[0]) if loc else ""
+    if field in SECRET_FIELDS:
+        return None
+    if field == "state_store_url" and isinstance(value, str):
+        return repr(redact_url(value))
+    return repr(value)
+
+
 def settings_errors(exc: ValidationError) -> list[str]:
-    """One readable line per problem: the variable, what is wrong, and the value given."""
+    """One readable line per problem: the variable, what is wrong, and the value given
+    (except for secrets)."""
     lines = []
     for error in exc.errors():
         name = _env_name(error["loc"])
@@ -138,7 +173,8 @@ def settings_errors(exc: ValidationError) -> list[str]:
             lines.append(f"{name}: unknown setting (in {ENV_FILE})")
             continue
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}: {message} (got {error['input']!r})")
+        shown = _shown_value(error["loc"], error["input"])
+        lines.append(f"{name}: {message}" + ("" if shown is None else f" (got {shown})"))
     return lines
 
 

@@ -7,27 +7,47 @@ string key) so that another backend is a page of code.
 
 `SqliteStateStore` is the embedded default: one file, no server, and safe for several
 worker processes on one host (SQLite's WAL mode and a busy timeout serialise writers).
+`RedisStateStore` is the shared one: workers on any number of hosts see the same values.
+The URL chooses:
 
     store = open_store("sqlite:///.state/state.db")
+    store = open_store("rediss://redis.internal:6380/0", password=SecretStr("..."))
     await store.put("body:ab12...", b"...")
     body = await store.get("body:ab12...")   # None if missing or expired
     await store.close()
+
+A URL never holds a password (it ends up in logs and error messages): `check_store_url`
+rejects one that does, and the password comes separately, as a `SecretStr`.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
+import math
+import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 T = TypeVar("T")
+
+
+class StateStoreError(Exception):
+    """The store could not be reached, or refused us (a Redis that is down, a bad password)."""
 
 
 class StateStore(abc.ABC):
@@ -136,7 +156,96 @@ class SqliteStateStore(StateStore):
         self._executor.shutdown(wait=True)
 
 
-_EXPECTED_URL = "expected sqlite:///relative/path.db or sqlite:////absolute/path.db"
+# A command that gets no reply in this time fails (then is retried): a hung connection must
+# not stall an activity, which would keep heartbeating while making no progress.
+REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
+# Retries of a failed command, after 0.1, 0.2 and 0.4 s: a blip, not an outage (Temporal's).
+REDIS_RETRIES = 3
+
+
+class RedisStateStore(StateStore):
+    """A `StateStore` in one Redis database, shared by every worker that can reach it.
+
+    A put is one `SET key value [PX ms]`. Redis runs each command whole, so a reader sees
+    the old value or the new one, never part of either: a checkpoint save is atomic here as
+    in SQLite, and its expiry is set by the same command (no moment without a TTL).
+
+    Every operation is idempotent, so the client may safely retry one: it does, a few times
+    within about a second, which covers a dropped connection. A longer outage raises
+    `StateStoreError` from the call; the activity fails and Temporal retries it with its own
+    backoff until Redis is back. Whatever the store holds must survive a Redis restart
+    (bodies, signatures): run Redis with persistence (AOF) or a managed, replicated one.
+    """
+
+    def __init__(self, url: str, *, password: SecretStr | None = None) -> None:
+        # Imported here, not at the top: redis.asyncio takes ~0.3 s to import, which every
+        # short CLI call and SQLite-only process would pay for nothing.
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+
+        target = _redis_target(url)
+        self.url = url  # safe to log: check_store_url rejects URLs with a password
+        self._unreachable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        tls: dict[str, Any] = {}
+        if target.tls:  # certificates and host names are always verified
+            tls = {"ssl": True, "ssl_check_hostname": True, "ssl_ca_certs": target.ca_certs}
+        self._client: redis.asyncio.Redis = redis.asyncio.Redis(
+            host=target.host,
+            port=target.port,
+            db=target.db,
+            username=target.username,
+            password=None if password is None else password.get_secret_value(),
+            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+            socket_keepalive=True,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_RETRIES),
+            # redis-py 5 retries only the errors listed here (6 and later, Retry's too).
+            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+            **tls,
+        )
+
+    @contextlib.contextmanager
+    def _compact_errors(self) -> Iterator[None]:
+        """Redis's connection errors as one short `StateStoreError`.
+
+        redis-py chains the error of every try, with long tracebacks. Temporal keeps an
+        attempt's failure only up to a size limit: beyond it, the UI and `describe` show
+        "Failure exceeds size limit." instead of the reason.
+        """
+        try:
+            yield
+        except self._unreachable as exc:
+            raise StateStoreError(f"Redis state store {self.url}: {exc}") from None
+
+    async def get(self, key: str) -> bytes | None:
+        with self._compact_errors():
+            value = await self._client.get(key)
+        return None if value is None else bytes(value)
+
+    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+        # PX takes whole milliseconds, at least 1; without it, SET also drops an old TTL.
+        px = None if ttl_seconds is None else max(1, math.ceil(ttl_seconds * 1000))
+        with self._compact_errors():
+            await self._client.set(key, value, px=px)
+
+    async def delete(self, key: str) -> None:
+        with self._compact_errors():
+            await self._client.delete(key)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+REDIS_SCHEMES = ("redis", "rediss")
+_EXPECTED_URL = (
+    "expected sqlite:///relative/path.db, sqlite:////absolute/path.db,"
+    " redis://[user@]host[:port][/db] or rediss://[user@]host[:port][/db][?ssl_ca_certs=ca.pem]"
+)
+_CREDENTIALS_IN_URL = (
+    "the URL holds a password, which would be logged with it:"
+    " give it in the STATE_STORE_PASSWORD setting instead"
+)
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -146,16 +255,83 @@ def _sqlite_path(url: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _RedisTarget:
+    host: str
+    port: int
+    db: int
+    username: str | None
+    tls: bool
+    ca_certs: str | None  # a PEM file of the CA to trust instead of the system's (TLS only)
+
+
+def _redis_target(url: str) -> _RedisTarget:
+    """What a `redis://` or `rediss://` URL names, or ValueError saying what is wrong."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 6379
+    except ValueError:  # urllib's message may quote a part of the URL
+        raise ValueError("not a valid URL: a bad port or [IPv6] address") from None
+    if parts.scheme not in REDIS_SCHEMES or not url.startswith(f"{parts.scheme}://"):
+        raise ValueError(_EXPECTED_URL)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is not None or any("pass" in name.lower() for name, _ in query):
+        raise ValueError(_CREDENTIALS_IN_URL)
+    if not parts.hostname:
+        raise ValueError("no host, as in redis://localhost:6379/0")
+    db = parts.path.removeprefix("/")
+    if not (db == "" or (db.isascii() and db.isdigit())):
+        raise ValueError("the database must be a number, as in redis://host:6379/0")
+    if parts.fragment:
+        raise ValueError("unexpected #fragment")
+    options = dict(query)
+    for name in options:
+        if name != "ssl_ca_certs" or parts.scheme != "rediss":
+            raise ValueError(f"unknown parameter {name!r} (only ssl_ca_certs, with rediss://)")
+    return _RedisTarget(
+        host=parts.hostname,
+        port=port,
+        db=int(db or 0),
+        username=unquote(parts.username) if parts.username else None,
+        tls=parts.scheme == "rediss",
+        ca_certs=options.get("ssl_ca_certs") or None,
+    )
+
+
+def redact_url(url: str) -> str:
+    """`url` with anything that may be a password (after `user:`, `pass...=`) replaced by ***."""
+    url = re.sub(r"^([^:/?#]*://[^:/?#@]*:).*@", r"\1***@", url, flags=re.DOTALL)
+    return re.sub(r"([?&][^=&#]*pass[^=&#]*=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
+
+
+def takes_password(url: str) -> bool:
+    """Whether the store at `url` can use a password (Redis can, SQLite cannot)."""
+    return url.partition("://")[0] in REDIS_SCHEMES
+
+
 def check_store_url(url: str) -> str:
-    """Return `url` if a store can be opened from it, else raise ValueError saying why."""
-    if _sqlite_path(url) is None:
+    """Return `url` if a store can be opened from it, else raise ValueError saying why.
+
+    The message never quotes the URL, which may hold a password (see `redact_url`).
+    """
+    if takes_password(url):
+        _redis_target(url)
+    elif _sqlite_path(url) is None:
         raise ValueError(_EXPECTED_URL)
     return url
 
 
-def open_store(url: str) -> StateStore:
-    """The store a URL names: `sqlite:///relative.db` or `sqlite:////absolute.db`."""
-    path = _sqlite_path(url)
-    if path is None:
-        raise ValueError(f"state store URL {url!r}: {_EXPECTED_URL}")
-    return SqliteStateStore(path)
+def open_store(url: str, *, password: SecretStr | None = None) -> StateStore:
+    """The store a URL names (see `_EXPECTED_URL`); `password` is for Redis only.
+
+    Nothing connects yet: a Redis that is down makes the first call fail, not this one.
+    """
+    try:
+        check_store_url(url)
+    except ValueError as exc:
+        raise ValueError(f"state store URL {redact_url(url)!r}: {exc}") from None
+    if takes_password(url):
+        return RedisStateStore(url, password=password)
+    if password is not None:
+        raise ValueError("a SQLite state store takes no password")
+    return SqliteStateStore(str(_sqlite_path(url)))

@@ -118,8 +118,9 @@ async def run_worker(settings: Settings) -> None:
         # The pool is shut down after the worker has drained (`with` exits last).
         with CpuPool(settings.cpu_processes) as pool:
             warm_up = asyncio.create_task(pool.warm_up())  # in the background
+            store_password = settings.state_store_password
             async with (
-                open_store(settings.state_store_url) as store,
+                open_store(settings.state_store_url, password=store_password) as store,
                 LoopWatchdog(settings.loop_lag_warning_seconds) as watchdog,
             ):
                 worker = build_worker(client, settings, store, pool, [watchdog.interceptor])

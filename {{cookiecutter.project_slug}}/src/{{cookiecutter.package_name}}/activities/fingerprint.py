@@ -171,6 +171,12 @@ async def _run_bounded(
         async with semaphore:
             await work(chunk)
 
-    async with asyncio.TaskGroup() as group:
-        for chunk in chunks:
-            group.create_task(bounded(chunk))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for chunk in chunks:
+                group.create_task(bounded(chunk))
+    except BaseExceptionGroup as errors:
+        # Raise the error itself: its type and message are what Temporal records for the
+        # attempt (e.g. the pool's ApplicationError, Redis's ConnectionError), not "unhandled
+        # errors in a TaskGroup". The group adds nothing but size to the recorded failure.
+        raise errors.exceptions[0] from None

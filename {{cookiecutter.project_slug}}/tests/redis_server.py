@@ -1,0 +1,150 @@
+"""A real `redis-server` for the tests, on a free port on 127.0.0.1 with its files in a folder.
+
+The Debian package (`apt-get install redis-server`) is enough; nothing is downloaded. A
+server can be stopped or killed and started again on the same port, as a restart would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import trustme
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+STARTUP_TIMEOUT_SECONDS = 30.0
+
+
+def redis_server_binary() -> str:
+    """The `redis-server` on PATH; fails the calling test with a clear message if there is none."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not on PATH: the Redis state store tests run against a real one."
+            " Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)"
+            " and run the tests again.",
+            pytrace=False,
+        )
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A CA and a server certificate for 127.0.0.1, as files for redis-server and the client."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> Tls:
+        ca = trustme.CA()
+        server = ca.issue_cert("127.0.0.1", "localhost")
+        files = cls(
+            ca=directory / "ca.pem", cert=directory / "server.pem", key=directory / "key.pem"
+        )
+        ca.cert_pem.write_to_path(str(files.ca))
+        server.cert_chain_pems[0].write_to_path(str(files.cert))
+        server.private_key_pem.write_to_path(str(files.key))
+        return files
+
+
+class RedisServer:
+    """`redis-server` on one port for its lifetime; `start` after `stop` or `kill` reuses it.
+
+    By default it keeps nothing on disk (`--save '' --appendonly no`). `durable=True` writes
+    every command to the append-only file before replying, so a kill -9 loses nothing
+    acknowledged and a restart reloads the data, as a production Redis with AOF would.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        durable: bool = False,
+        password: str | None = None,
+        tls: Tls | None = None,
+    ) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.password = password
+        self.tls = tls
+        self.process: subprocess.Popen[bytes] | None = None
+        args = ["--bind", "127.0.0.1", "--save", "", "--logfile", "redis.log"]
+        args += (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if durable
+            else ["--appendonly", "no"]
+        )
+        if password is not None:
+            args += ["--requirepass", password]
+        if tls is None:
+            args += ["--port", str(self.port)]
+        else:
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key)]
+            args += ["--tls-ca-cert-file", str(tls.ca)]
+        self.args = args
+
+    def url(self, db: int = 0) -> str:
+        """The state store URL of database `db` (the CA file in it for TLS; no password)."""
+        if self.tls is None:
+            return f"redis://127.0.0.1:{self.port}/{db}"
+        return f"rediss://127.0.0.1:{self.port}/{db}?ssl_ca_certs={self.tls.ca}"
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """A plain synchronous client, for tests to look at or change the server directly."""
+        options: dict[str, Any] = {"password": self.password, "socket_timeout": 5}
+        options["retry"] = Retry(NoBackoff(), 0)  # the caller polls; no hidden waits
+        if self.tls is not None:
+            options |= {"ssl": True, "ssl_ca_certs": str(self.tls.ca)}
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, **options)
+
+    def start(self) -> RedisServer:
+        """Start the server and wait until it answers PING (after loading its data, if any)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [redis_server_binary(), *self.args],
+            cwd=self.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        with self.client() as client:
+            while True:
+                if self.process.poll() is not None:
+                    log = (self.directory / "redis.log").read_text(errors="replace")
+                    raise RuntimeError(f"redis-server exited ({self.process.returncode}):\n{log}")
+                try:
+                    if client.ping():
+                        return self
+                except redis.ConnectionError:  # not listening yet, or still loading its data
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM: a clean shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
