@@ -48,6 +48,9 @@ from {{ cookiecutter.package_name }}.models import (
     PipelineOptions,
     PipelineResult,
 )
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
 from {{ cookiecutter.package_name }}.store import (
     open_store,
 )
@@ -95,7 +98,32 @@ class Cluster:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.server: asyncio.subprocess.Process | None = None
+        self.redis: asyncio.subprocess.Process | None = None
         self.workers: list[asyncio.subprocess.Process] = []
+
+    async def start_stores(self) -> tuple[str, str]:
+        """URLs of two empty state stores (the drill's, the clean run's) of the default kind.
+
+        The project's default backend (`state_store` chosen at generation) is the one drilled:
+        a `redis-server` of the drill's own for Redis, files in the work dir for SQLite.
+        """
+        if not Settings(_env_file=None).state_store_url.startswith(("redis://", "rediss://")):
+            shared, clean = self.workdir / "shared.db", self.workdir / "clean.db"
+            return f"sqlite:///{shared}", f"sqlite:///{clean}"
+        port = free_port()
+        self.redis = await asyncio.create_subprocess_exec(
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no",
+            cwd=self.workdir, stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return f"redis://127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/1"
+            except OSError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
 
     async def start_server(self) -> None:
         self.server = await asyncio.create_subprocess_exec(
@@ -135,7 +163,7 @@ class Cluster:
         return worker
 
     async def stop(self) -> None:
-        for process in [*self.workers, self.server]:
+        for process in [*self.workers, self.server, self.redis]:
             if process is not None and process.returncode is None:
                 with_group = process in self.workers
                 (os.killpg if with_group else os.kill)(process.pid, signal.SIGTERM)
@@ -206,17 +234,18 @@ async def drill(
         corpus = [site.url(f"words/{words}/drill-{i}") for i in range(documents)]
 
         # The reference: one worker, an empty store of its own, nothing interrupted.
-        clean = await cluster.start_worker("drill-clean", f"sqlite:///{workdir / 'clean.db'}")
+        store_url, clean_url = await cluster.start_stores()
+        clean = await cluster.start_worker("drill-clean", clean_url)
         reference = await run_pipeline(client, "drill-clean", corpus, heartbeat_timeout)
         expected = await reference.result()
         os.killpg(clean.pid, signal.SIGTERM)
         await clean.wait()
 
-        store_url = f"sqlite:///{workdir / 'shared.db'}"
         workers = [await cluster.start_worker("drill", store_url) for _ in range(WORKERS)]
         report.note(
             f"HA drill: {WORKERS} workers on one task queue, dev server at {cluster.address}, "
-            f"{documents} documents, heartbeat timeout {heartbeat_timeout:g}s"
+            f"{documents} documents, heartbeat timeout {heartbeat_timeout:g}s, "
+            f"state store {store_url.split(':', 1)[0]}"
         )
 
         handle = await run_pipeline(client, "drill", corpus, heartbeat_timeout)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from temporalio.service import TLSConfig
 
 from {{ cookiecutter.package_name }} import (
     SERVICE_NAME,
@@ -196,3 +197,35 @@ def test_temporal_variables_in_dot_env_lose_to_the_real_environment(
     monkeypatch.setenv("TEMPORAL_ADDRESS", "from-env:7233")
     config = temporal_connect_config()
     assert (config["target_host"], config["namespace"]) == ("from-env:7233", "dotenv-ns")
+
+
+def test_mtls_files_from_environment(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = clean_temporal_env / "client.pem", clean_temporal_env / "client.key"
+    cert.write_bytes(b"-----CERT-----\n")
+    key.write_bytes(b"-----KEY-----\n")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "my-ns.a1b2c.tmprl.cloud:7233")
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(cert))
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", str(key))
+    tls = temporal_connect_config()["tls"]
+    assert isinstance(tls, TLSConfig)
+    assert (tls.client_cert, tls.client_private_key) == (b"-----CERT-----\n", b"-----KEY-----\n")
+
+
+def test_mtls_profile_from_temporal_toml(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = clean_temporal_env / "client.pem", clean_temporal_env / "client.key"
+    cert.write_bytes(b"cert")
+    key.write_bytes(b"key")
+    toml = clean_temporal_env / "temporal.toml"
+    toml.write_text(
+        '[profile.prod]\naddress = "prod.example:7233"\nnamespace = "prod"\n'
+        f'[profile.prod.tls]\nclient_cert_path = "{cert}"\nclient_key_path = "{key}"\n'
+    )
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(toml))
+    monkeypatch.setenv("TEMPORAL_PROFILE", "prod")
+    config = temporal_connect_config()
+    assert (config["target_host"], config["namespace"]) == ("prod.example:7233", "prod")
+    assert (config["tls"].client_cert, config["tls"].client_private_key) == (b"cert", b"key")
