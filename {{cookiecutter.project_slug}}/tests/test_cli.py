@@ -115,7 +115,10 @@ async def test_a_failed_workflow_exits_one_with_the_reason(
     cli = asyncio.create_task(
         run_cli(client, task_queue, "--workflow-id", workflow_id, site.url("slow/5000/doomed"))
     )
-    while site.hits["/slow/5000/doomed"] == 0:
+    for _ in range(600):  # at most 30 s for the CLI to start the workflow and fetch begin
+        if site.hits["/slow/5000/doomed"]:
+            break
+        assert not cli.done(), "the CLI exited before the fetch began"
         await asyncio.sleep(0.05)
     await client.get_workflow_handle(workflow_id).terminate("operator said stop")
     code, stdout, stderr = await cli
