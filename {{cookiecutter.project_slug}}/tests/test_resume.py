@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -42,12 +41,18 @@ from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
 )
 
-from .conftest import address_of, count_keys, free_port, make_settings, service_env
+from .conftest import (
+    address_of,
+    count_keys,
+    free_port,
+    make_settings,
+    service_env,
+    start_worker,
+)
 from .http_site import LocalSite
 from .redis_server import RedisServer
 from .test_metrics import scrape, totals
 
-PACKAGE = "{{ cookiecutter.package_name }}"
 CHECKPOINT_EVERY = 4
 CHUNK = 2
 PROCESSES = 2
@@ -57,23 +62,6 @@ def corpus(site: LocalSite, tag: str, count: int = 30) -> list[str]:
     """`count` distinct 3,000-word documents, plus one identical copy and one near-copy."""
     urls = [site.url(f"words/3000/{tag}-{i}") for i in range(count)]
     return [*urls, site.url(f"words/3000/{tag}-0?copy"), site.url(f"near/3000/{tag}-1")]
-
-
-async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """A worker in its own process group (its pool children join that group)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        PACKAGE,
-        "worker",
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert process.stderr is not None
-    while b"worker started" not in (line := await asyncio.wait_for(process.stderr.readline(), 30)):
-        assert line, "worker exited before it started"
-    return process
 
 
 def worker_env(client: Client, task_queue: str, store_url: str, **extra: object) -> dict[str, str]:
@@ -163,7 +151,7 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
 ) -> None:
     urls = corpus(site, "kill", count=36)
     env = worker_env(client, task_queue, store_url)
-    first = await start_worker(env)
+    first = await start_worker(env, own_group=True)
     handle = await start_pipeline(client, task_queue, urls)
     await wait_for_progress(handle, CHECKPOINT_EVERY)  # a checkpoint has been saved
     stop_group(first, signal.SIGKILL)
@@ -172,7 +160,7 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
 
     metrics_port = free_port()
     second = await start_worker(
-        worker_env(client, task_queue, store_url, metrics_port=metrics_port)
+        worker_env(client, task_queue, store_url, metrics_port=metrics_port), own_group=True
     )
     try:
         result = await asyncio.wait_for(handle.result(), 60)
@@ -208,7 +196,8 @@ async def test_sigterm_mid_cpu_stage_drains_without_a_failed_activity(
 ) -> None:
     urls = corpus(site, "drain", count=16)
     worker = await start_worker(
-        worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"), graceful_shutdown_seconds=30)
+        worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"), graceful_shutdown_seconds=30),
+        own_group=True,
     )
     handle = await start_pipeline(client, task_queue, urls)
     await wait_for_progress(handle, 2)
@@ -229,7 +218,9 @@ async def test_cancelling_the_workflow_stops_the_cpu_work_promptly(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str
 ) -> None:
     urls = corpus(site, "cancel", count=60)  # cancelled long before the end
-    worker = await start_worker(worker_env(client, task_queue, sqlite_url(tmp_path, "s.db")))
+    worker = await start_worker(
+        worker_env(client, task_queue, sqlite_url(tmp_path, "s.db")), own_group=True
+    )
     try:
         handle = await start_pipeline(client, task_queue, urls)
         await wait_for_progress(handle, 2)

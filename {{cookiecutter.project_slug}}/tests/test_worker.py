@@ -20,22 +20,11 @@ from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
 )
 
-from .conftest import address_of, free_port, service_env
+from .conftest import address_of, free_port, service_env, start_worker
 from .http_site import LocalSite
 from .test_health import get
 
 PACKAGE = "{{ cookiecutter.package_name }}"
-
-
-async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """A worker process; returns once it logged that it is polling."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", PACKAGE, "worker", env=env, stderr=asyncio.subprocess.PIPE
-    )
-    assert process.stderr is not None
-    while b"worker started" not in (line := await asyncio.wait_for(process.stderr.readline(), 30)):
-        assert line, "worker exited before it started"
-    return process
 
 
 async def wait_until(condition: object, timeout: float = 10.0) -> None:
