@@ -98,7 +98,7 @@ def next_steps(project_dir: Path, python_version: str) -> str:
         f"Created {project_dir.name}. Next:",
         f"  cd {display_path(project_dir)}",
         "  make run    # runs the sample pipeline on an embedded Temporal dev server",
-        "  make test   # ruff and the project's tests",
+        "  make test   # ruff, mypy and the project's tests",
     ]
     if python_version and python_version != "3.11":
         lines.append(

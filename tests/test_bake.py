@@ -133,6 +133,21 @@ def test_requires_python_matches_choice(baked: Baked) -> None:
     assert re.fullmatch(rf">=\s*{re.escape(version)}(\.0)?", requires), requires
 
 
+def test_mypy_config_matches_project(baked: Baked) -> None:
+    """The type check covers the chosen Python, folders that exist, stubs for untyped dev tools."""
+    pyproject = tomllib.loads(baked.read("pyproject.toml"))
+    mypy = pyproject["tool"]["mypy"]
+    assert mypy["python_version"] == baked.answers.get("python_version", DEFAULTS["python_version"])
+    for folder in mypy["files"]:
+        assert (baked.path / folder).is_dir(), f"[tool.mypy] files lists missing {folder}"
+    dev = {
+        re.split(r"[^\w.-]", spec, maxsplit=1)[0].lower()
+        for spec in pyproject["dependency-groups"]["dev"]
+    }
+    assert "mypy" in dev
+    assert ("pyyaml" in dev) == ("types-pyyaml" in dev), sorted(dev)
+
+
 def test_answers_recorded(baked: Baked) -> None:
     recorded = baked.recorded()
     for key in COOKIECUTTER_JSON:

@@ -97,6 +97,12 @@ def yaml_documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
 
 
+def mapping(value: object) -> dict[str, Any]:
+    """`value` (parsed YAML), checked to be a mapping."""
+    assert isinstance(value, dict), f"expected a mapping, got {value!r}"
+    return value
+
+
 def kustomization() -> dict[str, Any]:
     (doc,) = yaml_documents(K8S / "kustomization.yaml")
     return doc
@@ -118,16 +124,19 @@ def secret_example() -> dict[str, Any]:
 
 
 def pod_spec() -> dict[str, Any]:
-    return k8s_objects()["Deployment"]["spec"]["template"]["spec"]
+    return mapping(k8s_objects()["Deployment"]["spec"]["template"]["spec"])
 
 
 def worker_container() -> dict[str, Any]:
     (container,) = pod_spec()["containers"]
-    return container
+    return mapping(container)
 
 
 def config_data() -> dict[str, str]:
-    return k8s_objects()["ConfigMap"]["data"]
+    data = mapping(k8s_objects()["ConfigMap"]["data"])
+    # Kubernetes rejects a ConfigMap value that YAML reads as a number or a boolean.
+    assert all(isinstance(value, str) for value in data.values()), data
+    return data
 
 
 def test_every_manifest_parses_and_kustomization_lists_them() -> None:
@@ -230,7 +239,7 @@ def test_resources_and_pool_size_agree() -> None:
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """`environ`'s settings, validated; unknown variables of ours fail the test."""
     assert unknown_variables(dict(environ)) == []
-    values = {
+    values: dict[str, Any] = {  # raw strings: Settings validates and converts them
         name.removeprefix(ENV_PREFIX).lower(): value
         for name, value in environ.items()
         if name.startswith(ENV_PREFIX)
@@ -333,6 +342,7 @@ class Instruction:
         rest = rest.removeprefix("CMD").strip()
         assert rest.startswith("["), f"{self.keyword} is not in exec form: {rest}"
         argv = json.loads(rest)
+        assert isinstance(argv, list), f"{self.keyword} is not a JSON array: {rest}"
         assert all(isinstance(arg, str) for arg in argv)
         return argv
 
@@ -588,7 +598,7 @@ def image_app(tmp_path: Path) -> Path:
     assert (PROJECT / "uv.lock").is_file(), "no uv.lock: run make install"
     app = tmp_path / "app"
     failed = run_build_stage(PROJECT, app)
-    assert failed is None, failed.stdout + failed.stderr if failed else ""
+    assert failed is None, failed.stdout + failed.stderr
     # The final stage starts from scratch: `COPY --from=build /app/.venv /app/.venv` only.
     built = app.rename(tmp_path / "build-stage")
     app.mkdir()

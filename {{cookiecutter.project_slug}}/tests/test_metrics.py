@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 import uuid
-from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 
 from temporalio.client import Client
@@ -37,12 +37,13 @@ from .http_site import LocalSite
 
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
+        body: bytes = response.read()  # urlopen's result is untyped
+    return body.decode()
 
 
-def totals(exposition: str) -> Counter[str]:
+def totals(exposition: str) -> defaultdict[str, float]:
     """Each metric's value summed over its label sets (Prometheus text format)."""
-    values: Counter[str] = Counter()
+    values: defaultdict[str, float] = defaultdict(float)
     for line in exposition.splitlines():
         if line and not line.startswith("#"):
             series, value = line.rsplit(" ", 1)
