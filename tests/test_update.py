@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -57,6 +59,13 @@ def commit_all(repo: Path, message: str) -> str:
     return run("git", "rev-parse", "HEAD", cwd=repo).strip()
 
 
+def readme_link_command(readme: str) -> str:
+    """Return the `cruft link` command of the README's "Updating from the template" section."""
+    match = re.search(r"^uvx cruft link (?:.*\\\n)*.*$", readme, re.MULTILINE)
+    assert match, "the README shows no `uvx cruft link` command"
+    return match.group(0)
+
+
 def append(path: Path, line: str) -> None:
     """Add ``line`` at the end of the text file ``path``."""
     path.write_text(path.read_text(encoding="utf-8") + line + "\n", encoding="utf-8")
@@ -79,21 +88,15 @@ def test_cruft_update_brings_template_change_and_keeps_local_edits(tmp_path: Pat
             str(template), no_input=True, extra_context=ANSWERS, output_dir=str(tmp_path / "out")
         )
     )
-    recorded = {k: v for k, v in recorded_answers(project).items() if not k.startswith("_")}
     commit_all(project, "baked")
 
-    # The README's recipe: link with the recorded answers, then commit the .cruft.json.
-    run(
-        cruft(),
-        "link",
-        str(template),
-        "--checkout",
-        commit_a,
-        "--no-input",
-        "--extra-context",
-        json.dumps(recorded),
-        cwd=project,
-    )
+    # The README's own `cruft link` command, run as written (with this venv's cruft for uvx's).
+    link = readme_link_command((project / "README.md").read_text(encoding="utf-8"))
+    link = link.replace("uvx cruft", shlex.quote(cruft()), 1)
+    link = link.replace("<template>", shlex.quote(str(template)))
+    link = link.replace("<commit-or-tag>", commit_a)
+    run("bash", "-c", link, cwd=project)
+    assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["commit"] == commit_a
     commit_all(project, "link to the template")
 
     readme = project / "README.md"
@@ -115,6 +118,8 @@ def test_cruft_update_brings_template_change_and_keeps_local_edits(tmp_path: Pat
     state = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
     assert state["commit"] == commit_b
     # The answers stayed those of the bake, not the template's defaults.
+    linked = state["context"]["cookiecutter"]
+    assert {key: linked[key] for key in ANSWERS} == ANSWERS
     assert recorded_answers(project)["python_version"] == "3.12"
     assert 'requires-python = ">=3.12"' in (project / "pyproject.toml").read_text(encoding="utf-8")
     assert not (project / ".github").exists()
