@@ -31,6 +31,7 @@ DELETE_WHEN: dict[str, dict[str, list[str]]] = {
             "tests/test_deploy.py",
         ],
     },
+    "ci": {"none": [".github"]},
 }
 
 

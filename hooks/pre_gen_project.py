@@ -52,6 +52,16 @@ DEPENDENCY_MODULES: frozenset[str] = frozenset(
         "ruff",
         "uv",
         "redis",
+        # pre-commit and what it pulls in
+        "pre_commit",
+        "cfgv",
+        "identify",
+        "nodeenv",
+        "virtualenv",
+        "distlib",
+        "filelock",
+        "platformdirs",
+        "yaml",
         # folders of the generated project
         "tests",
         "src",

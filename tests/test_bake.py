@@ -20,6 +20,7 @@ ALWAYS_PRESENT = (
     "Makefile",
     "README.md",
     ".cookiecutter.json",
+    ".pre-commit-config.yaml",
     "src/{package_name}/__init__.py",
     "src/{package_name}/__main__.py",
     "src/{package_name}/settings.py",
