@@ -197,8 +197,8 @@ def settings_errors(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
         name = _env_name(error["loc"])
-        if error["type"] == "extra_forbidden":
-            lines.append(f"{name}: unknown setting (in {ENV_FILE})")
+        if error["type"] == "extra_forbidden":  # a line of .env, named as written there
+            lines.append(f"{str(error['loc'][0]).upper()}: unknown setting (in {ENV_FILE})")
             continue
         message = error["msg"].removeprefix("Value error, ")
         shown = _shown_value(error["loc"], error["input"])
