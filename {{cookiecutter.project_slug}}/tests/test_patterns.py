@@ -356,12 +356,14 @@ def smoke_env() -> dict[str, str]:
     """Ours without settings, Temporal variables, a venv or PYTHONPATH that would leak in.
 
     Bytecode may be written: the scratch venv is new, and its pool children import again.
+    No proxy: the scripts only talk to servers on 127.0.0.1.
     """
-    drop = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS")
+    drop = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS"}
+    drop |= {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"}
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith((ENV_PREFIX, "TEMPORAL_")) and k not in drop
+        if not k.startswith((ENV_PREFIX, "TEMPORAL_")) and k.upper() not in drop
     }
 
 
@@ -460,7 +462,7 @@ async def test_graceful_worker_works_copied_alone(
             task_queue=f"{activity_queue}-wf",
         )
         line = await asyncio.wait_for(worker.stdout.readline(), 30)
-        assert line == b"activity started\n"
+        assert line == b"activity started\n", line
         worker.send_signal(signal.SIGTERM)
 
         async def not_ready() -> tuple[int, str]:
@@ -469,10 +471,13 @@ async def test_graceful_worker_works_copied_alone(
             return answer
 
         # Draining: no longer ready, still alive; then the activity finishes on attempt 1.
-        assert await asyncio.wait_for(not_ready(), 10) == (503, "not ready\n")
-        assert await asyncio.to_thread(get, f"{health}/healthz") == (200, "ok\n")
-        assert await asyncio.wait_for(handle.result(), 30) == 1
+        draining = await asyncio.wait_for(not_ready(), 10)
+        alive = await asyncio.to_thread(get, f"{health}/healthz")
+        attempt = await asyncio.wait_for(handle.result(), 30)
     stdout, stderr = await asyncio.wait_for(worker.communicate(), 30)
-    assert worker.returncode == 0, stderr.decode()
-    assert stdout == b"stopped\n"
-    assert b"signal received: draining" in stderr
+    shown = f"exit code {worker.returncode}, stdout {stdout!r}, stderr:\n{stderr.decode()}"
+    assert (draining, alive) == ((503, "not ready\n"), (200, "ok\n")), shown
+    assert attempt == 1, shown
+    assert worker.returncode == 0, shown
+    assert stdout == b"stopped\n", shown
+    assert b"signal received: draining" in stderr, shown

@@ -4,9 +4,9 @@ Run several of these on one task queue (production runs at least three): Tempora
 each task to whichever worker polls first, so workers add capacity and availability
 without any coordination between them.
 
-On SIGTERM or SIGINT the worker drains: it stops polling, lets running activities finish
-within `graceful_shutdown_seconds`, and exits 0. Anything still running after that is
-cancelled and retried by another worker.
+On SIGTERM or SIGINT the worker drains (`graceful.py`): it stops polling, lets running
+activities finish within `graceful_shutdown_seconds`, and exits 0. Anything still running
+after that is cancelled and retried by another worker.
 
 While it runs, the worker serves `/healthz` and `/readyz` (`health.py`) and Prometheus
 `/metrics` (`metrics.py`), and a watchdog names any activity that blocks the event loop
