@@ -25,6 +25,7 @@ ALWAYS_PRESENT = (
     "src/{package_name}/__main__.py",
     "src/{package_name}/settings.py",
     "src/{package_name}/worker.py",
+    "src/{package_name}/graceful.py",
     "src/{package_name}/health.py",
     "src/{package_name}/metrics.py",
     "src/{package_name}/watchdog.py",
@@ -33,6 +34,8 @@ ALWAYS_PRESENT = (
     "src/{package_name}/activities/fetch.py",
     "src/{package_name}/store.py",
     "tests/",
+    "tests/test_patterns.py",
+    "docs/patterns.md",
     "sample_data/",
 )
 

@@ -142,6 +142,22 @@ def test_settings_come_from_dot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (settings.fetch_concurrency, settings.log_level) == (42, "DEBUG")
 
 
+def test_dot_env_may_hold_temporal_variables_but_no_unknown_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`TEMPORAL_*` lines are Temporal's (client.py reads them); a misspelt setting is not."""
+    dot_env = tmp_path / ".env"
+    dot_env.write_text(f"TEMPORAL_NAMESPACE=dotenv-ns\n{ENV_PREFIX}FETCH_CONCURRENCY=42\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().fetch_concurrency == 42
+    dot_env.write_text(f"TEMPORAL_NAMESPACE=dotenv-ns\n{ENV_PREFIX}FETCH_CONCURENCY=42\n")
+    with pytest.raises(SystemExit):
+        load_settings()
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {ENV_PREFIX}FETCH_CONCURENCY: unknown setting (in .env)"
+    ]
+
+
 @pytest.fixture
 def clean_temporal_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No TEMPORAL_* variables and no config file: only what each test sets."""

@@ -2,7 +2,8 @@
 
 The modules are named for what they hold: `settings` (configuration), `worker` (the
 process that runs workflows and activities), `workflows`, `activities/` and `store`
-(where intermediate results live). Each one can be copied into another project on its own.
+(where intermediate results live). docs/patterns.md says which files to copy into another
+project for each reusable pattern, and tests/test_patterns.py proves each list.
 """
 
 SERVICE_NAME = "{{ cookiecutter.project_slug }}"

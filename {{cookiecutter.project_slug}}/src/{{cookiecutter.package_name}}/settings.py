@@ -17,7 +17,12 @@ import sys
 from typing import Any, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from . import SERVICE_NAME
 from .store import check_store_url, redact_url, takes_password
@@ -36,6 +41,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=ENV_FILE, extra="forbid", validate_default=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read only our own lines of `.env`: its `TEMPORAL_*` lines are for `client.py`.
+
+        With `extra="forbid"`, pydantic-settings would take every other line of the file
+        for an unknown setting and stop the program.
+        """
+        if isinstance(dotenv_settings, DotEnvSettingsSource):
+            prefix = ENV_PREFIX.lower()  # the source's names are lower case
+            dotenv_settings.env_vars = {
+                name: value
+                for name, value in dotenv_settings.env_vars.items()
+                if name.lower().startswith(prefix)
+            }
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     task_queue: str = Field(SERVICE_NAME, min_length=1)
     """Task queue the worker polls and the starter sends work to."""
@@ -169,8 +197,8 @@ def settings_errors(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
         name = _env_name(error["loc"])
-        if error["type"] == "extra_forbidden":
-            lines.append(f"{name}: unknown setting (in {ENV_FILE})")
+        if error["type"] == "extra_forbidden":  # a line of .env, named as written there
+            lines.append(f"{str(error['loc'][0]).upper()}: unknown setting (in {ENV_FILE})")
             continue
         message = error["msg"].removeprefix("Value error, ")
         shown = _shown_value(error["loc"], error["input"])

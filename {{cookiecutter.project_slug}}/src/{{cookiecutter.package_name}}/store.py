@@ -38,10 +38,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import SecretStr
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: this module needs nothing beyond the standard library
     import redis.asyncio
+    from pydantic import SecretStr
 
 T = TypeVar("T")
 

@@ -4,9 +4,9 @@ Run several of these on one task queue (production runs at least three): Tempora
 each task to whichever worker polls first, so workers add capacity and availability
 without any coordination between them.
 
-On SIGTERM or SIGINT the worker drains: it stops polling, lets running activities finish
-within `graceful_shutdown_seconds`, and exits 0. Anything still running after that is
-cancelled and retried by another worker.
+On SIGTERM or SIGINT the worker drains (`graceful.py`): it stops polling, lets running
+activities finish within `graceful_shutdown_seconds`, and exits 0. Anything still running
+after that is cancelled and retried by another worker.
 
 While it runs, the worker serves `/healthz` and `/readyz` (`health.py`) and Prometheus
 `/metrics` (`metrics.py`), and a watchdog names any activity that blocks the event loop
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -30,6 +29,7 @@ from .activities.duplicates import DuplicateActivities
 from .activities.fetch import FetchActivities
 from .activities.fingerprint import FingerprintActivities
 from .client import connect
+from .graceful import run_until_stopped, stop_on_signals
 from .health import start_health_server
 from .metrics import telemetry_runtime
 from .pool import CpuPool
@@ -111,9 +111,7 @@ async def run_worker(settings: Settings) -> None:
     # /healthz answers while connecting too: a worker waiting for its server is alive.
     async with await _health(settings.health_port, ready):
         client = await connect(settings, runtime)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop)  # not before: a signal while connecting ends the process
 
         # The pool is shut down after the worker has drained (`with` exits last).
         with CpuPool(settings.cpu_processes) as pool:
@@ -124,15 +122,13 @@ async def run_worker(settings: Settings) -> None:
                 LoopWatchdog(settings.loop_lag_warning_seconds) as watchdog,
             ):
                 worker = build_worker(client, settings, store, pool, [watchdog.interceptor])
-                await _run_until_signal(worker, settings, stop)
+                _log_started(worker, settings)
+                await run_until_stopped(worker, stop)
             await warm_up
     log.info("worker stopped")
 
 
-async def _run_until_signal(worker: Worker, settings: Settings, stop: asyncio.Event) -> None:
-    """Run `worker` until `stop` is set (then drain) or until it fails on its own."""
-    running = asyncio.create_task(worker.run())
-    stopping = asyncio.create_task(stop.wait())
+def _log_started(worker: Worker, settings: Settings) -> None:
     client = worker.client
     log.info(
         "worker started: address=%s namespace=%s task_queue=%s identity=%s processes=%d"
@@ -145,15 +141,6 @@ async def _run_until_signal(worker: Worker, settings: Settings, stop: asyncio.Ev
         settings.health_port,
         settings.metrics_port,
     )
-    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if not running.done():
-        log.info(
-            "signal received: draining, running activities have %gs to finish",
-            settings.graceful_shutdown_seconds,
-        )
-        await worker.shutdown()
-    stopping.cancel()
-    await running  # re-raises if the worker failed on its own
 
 
 def _telemetry(metrics_port: int) -> Runtime:

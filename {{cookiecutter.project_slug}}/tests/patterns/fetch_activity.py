@@ -1,0 +1,82 @@
+"""The async I/O activity, copied alone: a batch fetched from a local site, at most 2 at once.
+
+Run by tests/test_patterns.py in a venv holding only the files and dependencies that
+docs/patterns.md lists, with the package copied as `yourpackage`. Deliberately thin: it
+calls the activity as the worker would, through `ActivityEnvironment`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from temporalio.testing import ActivityEnvironment
+from yourpackage.activities.fetch import FetchActivities
+from yourpackage.models import FetchBatch, body_key
+from yourpackage.store import SqliteStateStore
+
+CONCURRENCY = 2
+
+
+class Site(BaseHTTPRequestHandler):
+    """`/doc/<n>` after 0.1 s; anything else is 404. Counts requests in flight."""
+
+    lock = threading.Lock()
+    in_flight = 0
+    most_in_flight = 0
+
+    def do_GET(self) -> None:
+        with Site.lock:
+            Site.in_flight += 1
+            Site.most_in_flight = max(Site.most_in_flight, Site.in_flight)
+        try:
+            time.sleep(0.1)
+            if not self.path.startswith("/doc/"):
+                self.send_error(404)
+                return
+            body = f"document {self.path} has a few words".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        finally:
+            with Site.lock:
+                Site.in_flight -= 1
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+async def main(db: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    urls = [f"{base}/doc/{i}" for i in range(6)] + [f"{base}/missing", "ftp://nowhere/x"]
+    try:
+        async with SqliteStateStore(db) as store:
+            fetch = FetchActivities(
+                store, concurrency=CONCURRENCY, timeout_seconds=5, retries=1, max_bytes=10_000
+            )
+            result = await ActivityEnvironment().run(fetch.fetch_documents, FetchBatch(urls=urls))
+            assert [d.url for d in result.documents] == urls[:6]
+            assert [f.url for f in result.failed] == urls[6:], result.failed
+            for document in result.documents:
+                body = await store.get(body_key(document.sha256))
+                assert body is not None
+                assert hashlib.sha256(body).hexdigest() == document.sha256
+                assert document.words == 6
+    finally:
+        server.shutdown()
+    assert 1 <= Site.most_in_flight <= CONCURRENCY, Site.most_in_flight
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
+    print("ok", flush=True)
+    os._exit(0)  # skip finalisation, where the SDK's threads can crash (sdk-python issue 300)

@@ -1,0 +1,483 @@
+"""docs/patterns.md, proven: each pattern works copied alone into another project.
+
+The doc is the one list: its "Files to copy", "Dependencies" and "Tested by" lines are read
+here. Fast tests: the files listed are exactly those the usage needs (every import inside
+the package followed, lazy ones too) and the dependencies exactly their third-party imports.
+Slow tests: per pattern, only the listed files go into an empty package `yourpackage`, a fresh
+venv gets only the listed dependencies (this venv's versions, from uv's cache when it holds
+them) and the pattern's script from tests/patterns/ runs in it.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import importlib.metadata
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from {{ cookiecutter.package_name }}.settings import (
+    ENV_PREFIX,
+)
+
+from .conftest import PACKAGE, address_of, free_port
+from .test_health import get
+
+PROJECT = Path(__file__).resolve().parents[1]
+DOC = PROJECT / "docs" / "patterns.md"
+SOURCE = PROJECT / "src" / PACKAGE
+SMOKES = PROJECT / "tests" / "patterns"
+SCRATCH = "yourpackage"  # the package name the doc's usage and the smoke scripts import
+UV = Path(sys.executable).parent / "uv"
+PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One section of docs/patterns.md."""
+
+    title: str
+    files: frozenset[str]  # relative to the package
+    requires: frozenset[str]  # distributions, canonical names
+    optional: frozenset[str]
+    smoke: Path
+    usage: str
+
+    @property
+    def id(self) -> str:
+        return self.smoke.stem
+
+
+def read_patterns(text: str) -> list[Pattern]:
+    patterns = []
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        title = section.splitlines()[0].strip()
+        lines = dict(re.findall(r"^\*\*(.+?):\*\* (.+)$", section, flags=re.MULTILINE))
+        usage = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+        assert usage, f"{title}: no usage block"
+        required, _, optional = lines["Dependencies"].partition("Optional:")
+        (smoke,) = re.findall(r"`([^`]+)`", lines["Tested by"])
+        patterns.append(
+            Pattern(
+                title=title,
+                files=frozenset(re.findall(r"`([^`]+)`", lines["Files to copy"])),
+                requires=_distributions(required),
+                optional=_distributions(optional),
+                smoke=PROJECT / smoke,
+                usage=usage.group(1),
+            )
+        )
+    return patterns
+
+
+def _distributions(text: str) -> frozenset[str]:
+    names = re.findall(r"`([^`]+)`", text)
+    return frozenset(canonicalize_name(n) for n in names if PACKAGE_NAME.fullmatch(n))
+
+
+PATTERNS = read_patterns(DOC.read_text(encoding="utf-8"))
+
+
+# -- what a file imports ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Import:
+    level: int  # 0 for absolute imports
+    module: str
+    names: tuple[str, ...]  # empty for `import x`
+    lazy: bool  # inside a function: needed only when it runs
+
+
+class _Imports(ast.NodeVisitor):
+    def __init__(self) -> None:
+        self.found: list[Import] = []
+        self.depth = 0
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    visit_FunctionDef = visit_AsyncFunctionDef = _function  # noqa: N815
+
+    def visit_If(self, node: ast.If) -> None:
+        if isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for statement in node.orelse:  # the `if` body is for type checkers only
+                self.visit(statement)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.found.append(Import(0, alias.name, (), self.depth > 0))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        names = tuple(alias.name for alias in node.names)
+        self.found.append(Import(node.level, node.module or "", names, self.depth > 0))
+
+
+def imports_of(source: str) -> list[Import]:
+    tree = compile(source, "<source>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    visitor = _Imports()
+    visitor.visit(tree)
+    return visitor.found
+
+
+def _module_file(parts: list[str]) -> str | None:
+    """The file of package module `parts` (relative to the package), if there is one."""
+    if not parts:
+        return "__init__.py"
+    for candidate in ("/".join(parts) + ".py", "/".join(parts) + "/__init__.py"):
+        if (SOURCE / candidate).is_file():
+            return candidate
+    return None
+
+
+def internal_files(imp: Import, importer: str | None) -> set[str] | None:
+    """Package files an import needs (None if it is not a package import).
+
+    `importer` is the importing file relative to the package; None for code outside it,
+    which imports the package by name.
+    """
+    if imp.level:
+        assert importer is not None, f"relative import outside the package: {imp}"
+        package = importer.split("/")[:-1]
+        base = package[: len(package) - (imp.level - 1)]
+        parts = base + (imp.module.split(".") if imp.module else [])
+    else:
+        top, *rest = imp.module.split(".")
+        if top not in (SCRATCH, PACKAGE):
+            return None
+        parts = rest
+    files: set[str] = set()
+    needs_module = not imp.names
+    for name in imp.names:
+        submodule = _module_file([*parts, name])
+        if submodule is not None:
+            files.add(submodule)
+        else:
+            needs_module = True
+    if needs_module:
+        module = _module_file(parts)
+        assert module is not None, f"{importer or 'usage'}: no module {'.'.join(parts)}"
+        files.add(module)
+    return files
+
+
+def closure(roots: set[str]) -> set[str]:
+    """`roots` and every package file they import, directly or not, with subpackage inits.
+
+    The package's own `__init__.py` counts only when a name is imported from it: the
+    project copied into has a package already.
+    """
+    found: set[str] = set()
+    todo = list(roots)
+    while todo:
+        relative = todo.pop()
+        if relative in found:
+            continue
+        found.add(relative)
+        folders = relative.split("/")[:-1]
+        for depth in range(1, len(folders) + 1):
+            todo.append("/".join(folders[:depth]) + "/__init__.py")
+        for imp in imports_of((SOURCE / relative).read_text(encoding="utf-8")):
+            todo.extend(internal_files(imp, relative) or ())
+    return found
+
+
+def package_imports(source: str) -> set[str]:
+    """Package files that code outside the package (usage, a smoke script) imports."""
+    files: set[str] = set()
+    for imp in imports_of(source):
+        files |= internal_files(imp, None) or set()
+    return files
+
+
+def third_party(imports: list[Import]) -> dict[str, bool]:
+    """Distribution -> imported lazily only, for the imports that are neither stdlib nor ours."""
+    by_module = importlib.metadata.packages_distributions()
+    found: dict[str, bool] = {}
+    for imp in imports:
+        top = imp.module.split(".")[0]
+        if imp.level or top in sys.stdlib_module_names or top in (SCRATCH, PACKAGE):
+            continue
+        assert top in by_module, f"{top} is imported but not installed"
+        for distribution in by_module[top]:
+            name = canonicalize_name(distribution)
+            found[name] = found.get(name, True) and imp.lazy
+    return found
+
+
+def top_level_names(relative: str) -> set[str]:
+    tree = ast.parse((SOURCE / relative).read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found = (t for target in targets for t in ast.walk(target))
+            names |= {t.id for t in found if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
+# -- fast: the lists are exact ----------------------------------------------------------
+
+
+def test_the_doc_lists_patterns_and_each_has_its_own_script() -> None:
+    assert len(PATTERNS) >= 6
+    scripts = [pattern.smoke for pattern in PATTERNS]
+    assert len(set(scripts)) == len(scripts)
+    assert set(scripts) == set(SMOKES.glob("*.py")), "a script in tests/patterns/ no pattern names"
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=lambda p: p.id)
+def test_files_to_copy_are_exactly_what_the_usage_needs(pattern: Pattern) -> None:
+    needed = closure(package_imports(pattern.usage))
+    listed = set(pattern.files)
+    assert not needed - listed, f"{pattern.title}: listed files import {sorted(needed - listed)}"
+    assert not listed - needed, f"{pattern.title}: nothing needs {sorted(listed - needed)}"
+    smoke_needs = closure(package_imports(pattern.smoke.read_text(encoding="utf-8")))
+    assert smoke_needs <= listed, f"{pattern.smoke.name} uses {sorted(smoke_needs - listed)}"
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=lambda p: p.id)
+def test_dependencies_are_exactly_the_third_party_imports(pattern: Pattern) -> None:
+    imports = [imp for f in pattern.files for imp in imports_of((SOURCE / f).read_text("utf-8"))]
+    found = third_party(imports + imports_of(pattern.usage))
+    required = {name for name, lazy in found.items() if not lazy}
+    assert required == pattern.requires, f"{pattern.title}: imports {sorted(required)}"
+    assert set(found) - required == pattern.optional, f"{pattern.title}: optional {found}"
+    smoke = third_party(imports_of(pattern.smoke.read_text(encoding="utf-8")))
+    assert set(smoke) <= pattern.requires, f"{pattern.smoke.name} needs {sorted(smoke)}"
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=lambda p: p.id)
+def test_the_usage_imports_names_that_exist(pattern: Pattern) -> None:
+    for imp in imports_of(pattern.usage):
+        if imp.module.split(".")[0] != SCRATCH:
+            continue
+        parts = imp.module.split(".")[1:]
+        module = _module_file(parts)
+        assert module is not None, f"{pattern.title}: no module {imp.module}"
+        missing = {n for n in imp.names if n not in top_level_names(module)}
+        assert not missing, f"{pattern.title}: {imp.module} has no {sorted(missing)}"
+
+
+# -- slow: each pattern copied alone works ----------------------------------------------
+
+
+def installed_closure(names: frozenset[str]) -> list[str]:
+    """`name==version` of `names` and everything they need, as installed in this venv."""
+    pins: dict[str, str] = {}
+    todo = list(names)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in pins:
+            continue
+        distribution = importlib.metadata.distribution(name)
+        pins[name] = distribution.version
+        for line in distribution.requires or ():
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return sorted(f"{name}=={version}" for name, version in pins.items())
+
+
+def make_venv(folder: Path, requires: frozenset[str]) -> Path:
+    """A venv with only `requires` (and what they need); its python.
+
+    uv installs from its cache, offline, when the cache holds every wheel (it does after
+    `make install`); otherwise it downloads them from the package index.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env |= {"UV_PYTHON_DOWNLOADS": "never", "UV_COMPILE_BYTECODE": "0"}
+    uv_venv = [str(UV), "venv", "--quiet", "--python", sys.executable, str(folder)]
+    subprocess.run(uv_venv, cwd=folder, env=env, check=True, timeout=120)
+    python = folder / "bin" / "python"
+    pins = installed_closure(requires)
+    if pins:
+        install = [str(UV), "pip", "install", "--quiet", "--python", str(python), "--no-deps"]
+        offline = subprocess.run(
+            [*install, "--offline", *pins], cwd=folder, env=env, capture_output=True, timeout=120
+        )
+        if offline.returncode != 0:
+            subprocess.run([*install, *pins], cwd=folder, env=env, check=True, timeout=600)
+    return python
+
+
+@pytest.fixture(scope="session")
+def venv_with(tmp_path_factory: pytest.TempPathFactory) -> Callable[[frozenset[str]], Path]:
+    """One venv per distinct set of dependencies, shared by the patterns that need it."""
+    made: dict[frozenset[str], Path] = {}
+
+    def get_venv(requires: frozenset[str]) -> Path:
+        if requires not in made:
+            made[requires] = make_venv(tmp_path_factory.mktemp("venv"), requires)
+        return made[requires]
+
+    return get_venv
+
+
+def scratch_project(pattern: Pattern, folder: Path) -> Path:
+    """`folder` with `yourpackage/` holding only the listed files, and the smoke script."""
+    package = folder / SCRATCH
+    package.mkdir()
+    (package / "__init__.py").write_text("")  # the existing project's package
+    for relative in pattern.files:
+        target = package / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SOURCE / relative, target)
+    script = folder / "smoke.py"
+    shutil.copyfile(pattern.smoke, script)
+    return script
+
+
+def smoke_env() -> dict[str, str]:
+    """Ours without settings, Temporal variables, a venv or PYTHONPATH that would leak in.
+
+    Bytecode may be written: the scratch venv is new, and its pool children import again.
+    No proxy: the scripts only talk to servers on 127.0.0.1.
+    """
+    drop = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS"}
+    drop |= {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith((ENV_PREFIX, "TEMPORAL_")) and k.upper() not in drop
+    }
+
+
+ONE_SHOT = [pattern for pattern in PATTERNS if pattern.id != "graceful_worker"]
+(GRACEFUL_WORKER,) = [pattern for pattern in PATTERNS if pattern.id == "graceful_worker"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pattern", ONE_SHOT, ids=lambda p: p.id)
+def test_pattern_works_copied_alone(
+    pattern: Pattern, tmp_path: Path, venv_with: Callable[[frozenset[str]], Path]
+) -> None:
+    python = venv_with(pattern.requires)
+    script = scratch_project(pattern, tmp_path)
+    result = subprocess.run(
+        [str(python), script.name, str(tmp_path / "state" / "state.db")],
+        cwd=tmp_path,
+        env=smoke_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, output
+    assert result.stdout.splitlines()[-1:] == ["ok"], output
+
+
+@workflow.defn(sandboxed=False)
+class CallPause:
+    """Calls the smoke worker's `pause` activity on its task queue."""
+
+    @workflow.run
+    async def run(self, activity_queue: str) -> int:
+        return await workflow.execute_activity(
+            "pause",
+            1.5,
+            result_type=int,
+            task_queue=activity_queue,
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+
+
+@pytest.fixture
+def killed_at_exit() -> Iterator[list[asyncio.subprocess.Process]]:
+    processes: list[asyncio.subprocess.Process] = []
+    yield processes
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+
+
+@pytest.mark.slow
+async def test_graceful_worker_works_copied_alone(
+    client: Client,
+    tmp_path: Path,
+    venv_with: Callable[[frozenset[str]], Path],
+    killed_at_exit: list[asyncio.subprocess.Process],
+) -> None:
+    python = venv_with(GRACEFUL_WORKER.requires)
+    script = scratch_project(GRACEFUL_WORKER, tmp_path)
+    port = free_port()
+    health = f"http://127.0.0.1:{port}"
+    activity_queue = f"patterns-{uuid.uuid4().hex[:8]}"
+    worker = await asyncio.create_subprocess_exec(
+        str(python),
+        script.name,
+        address_of(client),
+        activity_queue,
+        str(port),
+        cwd=tmp_path,
+        env=smoke_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    killed_at_exit.append(worker)
+    assert worker.stdout is not None
+    assert worker.stderr is not None
+
+    async def readyz() -> tuple[int, str]:
+        while True:
+            try:
+                return await asyncio.to_thread(get, f"{health}/readyz")
+            except OSError:  # not listening yet
+                await asyncio.sleep(0.05)
+
+    async def until_ready() -> None:
+        while await readyz() != (200, "ready\n"):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(until_ready(), 60)
+    async with Worker(client, task_queue=f"{activity_queue}-wf", workflows=[CallPause]):
+        handle = await client.start_workflow(
+            CallPause.run,
+            activity_queue,
+            id=f"patterns-{uuid.uuid4()}",
+            task_queue=f"{activity_queue}-wf",
+        )
+        line = await asyncio.wait_for(worker.stdout.readline(), 30)
+        assert line == b"activity started\n", line
+        worker.send_signal(signal.SIGTERM)
+
+        async def not_ready() -> tuple[int, str]:
+            while (answer := await readyz())[0] == 200:
+                await asyncio.sleep(0.02)
+            return answer
+
+        # Draining: no longer ready, still alive; then the activity finishes on attempt 1.
+        draining = await asyncio.wait_for(not_ready(), 10)
+        alive = await asyncio.to_thread(get, f"{health}/healthz")
+        attempt = await asyncio.wait_for(handle.result(), 30)
+    stdout, stderr = await asyncio.wait_for(worker.communicate(), 30)
+    shown = f"exit code {worker.returncode}, stdout {stdout!r}, stderr:\n{stderr.decode()}"
+    assert (draining, alive) == ((503, "not ready\n"), (200, "ok\n")), shown
+    assert attempt == 1, shown
+    assert worker.returncode == 0, shown
+    assert stdout == b"stopped\n", shown
+    assert b"signal received: draining" in stderr, shown
