@@ -31,6 +31,7 @@ DELETE_WHEN: dict[str, dict[str, list[str]]] = {
             "tests/test_deploy.py",
         ],
     },
+    "workshop": {"no": ["docs", "tests/test_workshop.py"]},
 }
 
 
