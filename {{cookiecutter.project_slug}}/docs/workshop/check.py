@@ -200,7 +200,7 @@ async def check_1(module: ModuleType) -> None:
 # ---------------------------------------------------------- module 2: bounded concurrency
 
 URL_COUNT = 40
-DELAY_SECONDS = 0.1
+DELAY_SECONDS = 0.2
 
 
 class LatencyServer:
@@ -328,7 +328,10 @@ async def check_3(module: ModuleType) -> None:
         executor.shutdown(wait=True, cancel_futures=True)
     # The first run also starts the executor's workers (processes take a second or two).
     seconds = min(run.seconds for run in runs[1:])
-    print(f"the activity on {name}: {seconds:.2f} s, {baseline / seconds:.2f}x as fast")
+    speedup = baseline / seconds
+    print(f"the activity on {name}: {seconds:.2f} s, {speedup:.2f}x as fast")
+    if speedup > WORKERS:  # impossible with WORKERS parts: the machine's load changed
+        print(f"(over {WORKERS}x: other programs slowed the baseline down more than the run)")
     if any(run.signatures != expected for run in runs):
         raise NotYetError("the signatures differ from those computed in one process")
     pids = {pid for run in runs for pid in run.pids}
