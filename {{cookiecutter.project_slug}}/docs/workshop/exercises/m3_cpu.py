@@ -1,0 +1,84 @@
+"""Module 3: MinHash signatures on two cores instead of one (see 03-cpu.md).
+
+The activity splits the texts into chunks and runs the chunks on an executor. The executor
+made by `make_executor` is a thread pool, so the chunks take turns holding the GIL and
+pure Python runs on one core at a time. Make the chunks run in separate processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from {{ cookiecutter.package_name }}.minhash import (
+        signature,
+    )
+
+NUM_PERM = 128
+SHINGLE_SIZE = 3
+CHUNK_SIZE = 2  # texts per task sent to the executor
+
+
+@dataclass
+class Fingerprints:
+    signatures: list[list[int]]
+    pids: list[int]  # the process that computed each chunk
+    seconds: float  # inside the activity, from the first chunk sent to the last one back
+
+
+def make_executor(workers: int) -> Executor:
+    """What runs the chunks: the check calls this once and hands it to CpuActivities."""
+    return ThreadPoolExecutor(max_workers=workers)
+
+
+def signatures_of(texts: list[str]) -> tuple[int, list[list[int]]]:
+    """One chunk of CPU work (pure Python: it holds the GIL while it runs)."""
+    return os.getpid(), [signature(text, NUM_PERM, SHINGLE_SIZE) for text in texts]
+
+
+class CpuActivities:
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    @activity.defn
+    async def fingerprint(self, texts: list[str]) -> Fingerprints:
+        loop = asyncio.get_running_loop()
+        chunks = [texts[i : i + CHUNK_SIZE] for i in range(0, len(texts), CHUNK_SIZE)]
+        started = time.perf_counter()
+        done = await asyncio.gather(
+            *(
+                loop.run_in_executor(self.executor, lambda chunk=chunk: signatures_of(chunk))
+                for chunk in chunks
+            )
+        )
+        seconds = time.perf_counter() - started
+        return Fingerprints(
+            signatures=[sig for _, sigs in done for sig in sigs],
+            pids=[pid for pid, _ in done],
+            seconds=seconds,
+        )
+
+
+@workflow.defn
+class FingerprintWorkflow:
+    @workflow.run
+    async def run(self, texts: list[str]) -> Fingerprints:
+        return await workflow.execute_activity_method(
+            CpuActivities.fingerprint,
+            texts,
+            start_to_close_timeout=timedelta(seconds=120),
+            # A bug is not transient: in the workshop it fails the workflow at once,
+            # instead of being retried for ever (the default).
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+
+
+WORKFLOWS = [FingerprintWorkflow]

@@ -1,0 +1,101 @@
+"""The workshop's checks (docs/workshop/check.py) pass on the solutions.
+
+With WORKSHOP_EXERCISES=1 they are also shown to fail on the untouched exercises (the
+template's tests do that; it adds about a minute, most of it module 5 waiting in vain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from {{ cookiecutter.package_name }}.devstack import (
+    serve_samples,
+)
+
+from .conftest import address_of, free_port, service_env, start_worker
+
+EXERCISES = os.environ.get("WORKSHOP_EXERCISES") == "1"
+exercises_only = pytest.mark.skipif(
+    not EXERCISES, reason="the exercises' failing checks run with WORKSHOP_EXERCISES=1"
+)
+
+
+async def run_check(module: int, *, solution: bool, env: dict[str, str] | None = None) -> str:
+    """Run `python -m docs.workshop.check` and return its output; assert its exit code."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "docs.workshop.check",
+        str(module),
+        *(["--solution"] if solution else []),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 180)
+    text = output.decode()
+    if solution:
+        assert process.returncode == 0, text
+        assert f"PASS: module {module}" in text, text
+    else:
+        assert process.returncode == 1, text
+        assert "NOT YET: " in text, text
+    return text
+
+
+async def run_checks(*, solution: bool) -> None:
+    """Modules 2 to 5 side by side (each has its own dev server and task queue): most of
+    their time is spent waiting for timeouts, not computing."""
+    results = await asyncio.gather(
+        *(run_check(module, solution=solution) for module in (2, 3, 4, 5)),
+        return_exceptions=True,
+    )
+    failures = [result for result in results if isinstance(result, BaseException)]
+    if failures:
+        raise failures[0]
+
+
+async def test_checks_pass_on_the_solutions() -> None:
+    await run_checks(solution=True)
+
+
+@exercises_only
+async def test_checks_fail_on_the_exercises() -> None:
+    await run_checks(solution=False)
+
+
+async def test_module_1_check_reads_the_pipeline_run(temporal_env: WorkflowEnvironment) -> None:
+    """Module 1 as a learner does it: a worker, `run --workflow-id workshop-1`, the check."""
+    address = address_of(temporal_env.client)
+    env = service_env(address, task_queue=f"test-{uuid.uuid4().hex[:8]}")
+    worker = await start_worker(env)
+    try:
+        with serve_samples(free_port()) as urls:
+            run = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "{{ cookiecutter.package_name }}",
+                "run",
+                "--workflow-id",
+                "workshop-1",
+                *urls,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            assert await asyncio.wait_for(run.wait(), 120) == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+    check_env = {**os.environ, "TEMPORAL_ADDRESS": address}
+    text = await run_check(1, solution=True, env=check_env)
+    assert "event 5 is EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: right" in text
+    text = await run_check(1, solution=False, env=check_env)
+    assert "WORKFLOW_ID is empty" in text
