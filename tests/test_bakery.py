@@ -24,8 +24,22 @@ MANY = {
 
 
 def test_small_option_sets_bake_every_combination() -> None:
-    assert len(all_combinations(CHOICES)) <= MAX_FULL_COMBINATIONS
-    assert combinations(CHOICES) == all_combinations(CHOICES)
+    small = {key: MANY[key] for key in ("python_version", "state_store", "workshop")}
+    assert len(all_combinations(small)) <= MAX_FULL_COMBINATIONS
+    assert combinations(small) == all_combinations(small)
+
+
+def test_template_options_bake_every_pair_of_values() -> None:
+    """Whatever the template's options are today, every two options' values meet in a bake."""
+    chosen = combinations(CHOICES)
+    covered = {(a, c[a], b, c[b]) for c in chosen for a, b in itertools.combinations(CHOICES, 2)}
+    wanted = {
+        (a, va, b, vb)
+        for a, b in itertools.combinations(CHOICES, 2)
+        for va in CHOICES[a]
+        for vb in CHOICES[b]
+    }
+    assert wanted <= covered
 
 
 def test_large_option_sets_bake_pairwise() -> None:
