@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -471,7 +471,7 @@ async def check_5(module: ModuleType) -> None:
 
 # ----------------------------------------------------------------------------- runner
 
-CHECKS: dict[int, Callable[[ModuleType], Awaitable[None]]] = {
+CHECKS: dict[int, Callable[[ModuleType], Coroutine[Any, Any, None]]] = {
     1: check_1,
     2: check_2,
     3: check_3,
