@@ -76,6 +76,7 @@ async def test_computes_then_memoizes(store: StateStore, pool: CpuPool) -> None:
     assert first.stats.model_dump() == {"computed": 6, "restored": 0, "memoized": 0, "attempt": 1}
 
     signatures = await store.get_json(first.signatures_key)
+    assert signatures is not None
     body = await store.get(body_key(documents[0].sha256))
     assert body is not None
     assert signatures[documents[0].sha256] == signature(body.decode(), 32, 3)
@@ -103,6 +104,7 @@ async def test_resumes_from_a_checkpoint(store: StateStore, pool: CpuPool) -> No
     result = await env.run(activities(store, pool).fingerprint_documents, request)
     assert result.stats.model_dump() == {"computed": 3, "restored": 2, "memoized": 0, "attempt": 2}
     signatures = await store.get_json(result.signatures_key)
+    assert signatures is not None
     assert signatures[documents[0].sha256] == [7] * 32
 
     async def checkpoint_left() -> object:

@@ -397,13 +397,14 @@ class CallPause:
 
     @workflow.run
     async def run(self, activity_queue: str) -> int:
-        return await workflow.execute_activity(
+        paused: int = await workflow.execute_activity(  # by name: the result is typed here
             "pause",
             1.5,
             result_type=int,
             task_queue=activity_queue,
             start_to_close_timeout=timedelta(seconds=60),
         )
+        return paused
 
 
 @pytest.fixture

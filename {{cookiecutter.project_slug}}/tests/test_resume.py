@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -225,6 +226,7 @@ async def test_cancelling_the_workflow_stops_the_cpu_work_promptly(
         handle = await start_pipeline(client, task_queue, urls)
         await wait_for_progress(handle, 2)
         await handle.cancel()
+        by_kind: dict[EventType.ValueType, HistoryEvent] = {}
         for _ in range(100):
             events = [e async for e in handle.fetch_history_events()]
             by_kind = {e.event_type: e for e in events}
