@@ -62,9 +62,16 @@ DEPENDENCY_MODULES: frozenset[str] = frozenset(
         "filelock",
         "platformdirs",
         "yaml",
+        # mypy and what it pulls in (make typecheck)
+        "mypy",
+        "mypyc",
+        "mypy_extensions",
+        "pathspec",
+        "librt",
         # folders of the generated project
         "tests",
         "src",
+        "docs",  # `python -m docs.workshop.check` imports it (workshop=yes)
     }
 )
 
