@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
+from .models import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from .store import check_store_url, redact_url, takes_password
 
 ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
@@ -58,8 +59,11 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
     """A body larger than this is reported as failed instead of being stored."""
 
-    fetch_batch_size: int = Field(20, ge=1, le=1000)
-    """URLs per fetch activity; progress is reported per batch."""
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE)
+    """URLs per batch: one child workflow fetches and fingerprints them (starter side)."""
+
+    parallel_batches: int = Field(4, ge=1, le=1000)
+    """Batches (child workflows) running at once, spread over all workers (starter side)."""
 
     heartbeat_timeout_seconds: float = Field(30.0, gt=0)
     """An activity that has not heartbeated for this long is retried elsewhere."""
