@@ -41,10 +41,11 @@ def payload_sizes(message: Message) -> Iterator[int]:
         yield message.ByteSize()
         return
     for field, value in message.ListFields():
-        if field.type != FieldDescriptor.TYPE_MESSAGE:
+        kind = field.message_type
+        if field.type != FieldDescriptor.TYPE_MESSAGE or kind is None:
             continue
-        if field.message_type.GetOptions().map_entry:
-            entry_value = field.message_type.fields_by_name["value"]
+        if kind.GetOptions().map_entry:
+            entry_value = kind.fields_by_name["value"]
             if entry_value.type == FieldDescriptor.TYPE_MESSAGE:
                 for item in value.values():
                     yield from payload_sizes(item)

@@ -8,8 +8,7 @@ import uuid
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import History
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from {{ cookiecutter.package_name }}.models import (
     FailedUrl,
@@ -45,11 +44,11 @@ from .http_site import LocalSite
 RESULT_TIMEOUT_SECONDS = 120
 
 
-def event_types(history: History, kind: EventType.ValueType) -> list[int]:
+def event_types(history: WorkflowHistory, kind: EventType.ValueType) -> list[int]:
     return [e.event_id for e in history.events if e.event_type == kind]
 
 
-def children(history: History) -> list[str]:
+def children(history: WorkflowHistory) -> list[str]:
     """Workflow ids of the child workflows a history started."""
     return [
         e.start_child_workflow_execution_initiated_event_attributes.workflow_id
@@ -58,7 +57,7 @@ def children(history: History) -> list[str]:
     ]
 
 
-def activities(history: History) -> list[str]:
+def activities(history: WorkflowHistory) -> list[str]:
     return [
         e.activity_task_scheduled_event_attributes.activity_type.name
         for e in history.events
