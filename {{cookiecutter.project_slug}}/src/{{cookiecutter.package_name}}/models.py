@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
-DEFAULT_BATCH_SIZE = 100
-"""URLs per batch (one child workflow). Chosen by `make bench`'s scale run: see the README."""
 MAX_BATCH_SIZE = 2000
 """Keeps a batch's inline URL list (at most ~2 KB per URL) well under Temporal's 2 MB payload
 limit, and a batch's checkpoint and memory small."""
@@ -30,7 +28,8 @@ class MinHashParams(BaseModel):
 class PipelineOptions(BaseModel):
     """How the workflow orchestrates its stages; the starter fills these from settings."""
 
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE)
+    batch_size: int = Field(100, ge=1, le=MAX_BATCH_SIZE)
+    """URLs per batch (one child workflow); 100 was chosen by `make bench`'s scale run."""
     parallel_batches: int = Field(4, ge=1, le=1000)
     heartbeat_timeout_seconds: float = Field(30.0, gt=0)
     activity_start_to_close_seconds: float = Field(3600.0, gt=0)

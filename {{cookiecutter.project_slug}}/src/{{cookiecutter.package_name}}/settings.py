@@ -20,7 +20,6 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import SERVICE_NAME
-from .models import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from .store import check_store_url, redact_url, takes_password
 
 ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
@@ -59,8 +58,9 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
     """A body larger than this is reported as failed instead of being stored."""
 
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE)
-    """URLs per batch: one child workflow fetches and fingerprints them (starter side)."""
+    batch_size: int = Field(100, ge=1, le=2000)
+    """URLs per batch: one child workflow fetches and fingerprints them (starter side). The
+    default and bounds of `models.PipelineOptions.batch_size`."""
 
     parallel_batches: int = Field(4, ge=1, le=1000)
     """Batches (child workflows) running at once, spread over all workers (starter side)."""
