@@ -32,6 +32,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
 from {{ cookiecutter.package_name }} import (
     devstack,
@@ -48,6 +49,10 @@ from {{ cookiecutter.package_name }}.models import (
     PipelineOptions,
     PipelineResult,
 )
+from {{ cookiecutter.package_name }}.report import (
+    PipelineReport,
+    read_report,
+)
 from {{ cookiecutter.package_name }}.settings import (
     Settings,
 )
@@ -56,12 +61,14 @@ from {{ cookiecutter.package_name }}.store import (
 )
 from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
+    batch_workflow_id,
 )
 
 PACKAGE = devstack.PACKAGE
 ENV_PREFIX = PACKAGE.upper() + "_"
 WORKERS = 3
 CHECKPOINT_EVERY = 8
+RESULT_TIMEOUT_SECONDS = 180
 
 
 @dataclass
@@ -140,7 +147,10 @@ class Cluster:
                 await asyncio.sleep(0.1)
         raise RuntimeError("the dev server did not start")
 
-    async def start_worker(self, task_queue: str, store_url: str) -> asyncio.subprocess.Process:
+    async def start_worker(
+        self, task_queue: str, store_url: str, **settings: object
+    ) -> asyncio.subprocess.Process:
+        """A worker process in its own group; `settings` override the drill's own."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         env.update(
             {
@@ -156,6 +166,7 @@ class Cluster:
                 f"{ENV_PREFIX}METRICS_PORT": "0",
             }
         )
+        env.update({ENV_PREFIX + name.upper(): str(value) for name, value in settings.items()})
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", PACKAGE, "worker", env=env, start_new_session=True
         )
@@ -177,7 +188,8 @@ class Cluster:
 async def run_pipeline(
     client: Client, task_queue: str, urls: list[str], heartbeat_timeout: float
 ) -> WorkflowHandle[Any, PipelineResult]:
-    options = PipelineOptions(heartbeat_timeout_seconds=heartbeat_timeout)
+    # One batch (one child workflow) for the whole corpus: the drill follows its CPU activity.
+    options = PipelineOptions(heartbeat_timeout_seconds=heartbeat_timeout, batch_size=len(urls))
     return await client.start_workflow(
         PipelineWorkflow.run,
         PipelineInput(urls=urls, options=options),
@@ -186,9 +198,23 @@ async def run_pipeline(
     )
 
 
+def only_batch(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
+    return handle._client.get_workflow_handle(batch_workflow_id(handle.id, 0))
+
+
+async def report_of(handle: WorkflowHandle[Any, PipelineResult], store_url: str) -> PipelineReport:
+    """The pipeline's result (waited for at most RESULT_TIMEOUT_SECONDS) with its lists."""
+    result = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_SECONDS)
+    async with open_store(store_url) as store:
+        return await read_report(store, result, handle.id)
+
+
 async def cpu_activity(handle: WorkflowHandle[Any, Any]) -> tuple[int, int, int, str] | None:
     """(done, attempt, worker pid, state) of the running CPU activity, from describe."""
-    description = await handle.describe()
+    try:
+        description = await only_batch(handle).describe()
+    except RPCError:  # the batch has not started yet
+        return None
     for pending in description.raw_description.pending_activities:
         if pending.activity_type.name != "fingerprint_documents":
             continue
@@ -237,7 +263,7 @@ async def drill(
         store_url, clean_url = await cluster.start_stores()
         clean = await cluster.start_worker("drill-clean", clean_url)
         reference = await run_pipeline(client, "drill-clean", corpus, heartbeat_timeout)
-        expected = await reference.result()
+        expected = await report_of(reference, clean_url)
         os.killpg(clean.pid, signal.SIGTERM)
         await clean.wait()
 
@@ -262,7 +288,7 @@ async def drill(
             if seen is None or (seen[1] >= 2 and seen[2] not in (0, pid)):
                 retry_after = time.monotonic() - killed_at
             await asyncio.sleep(0.1)
-        result = await asyncio.wait_for(handle.result(), 180)
+        result = await report_of(handle, store_url)
         report.check(True, "the workflow completed")
         same = (result.documents, result.duplicates) == (expected.documents, expected.duplicates)
         report.check(same, "result identical to a clean run")
@@ -271,7 +297,6 @@ async def drill(
             f"retry started {retry_after or 0:.1f}s after the kill (another worker took it)",
         )
         fp = result.stats.fingerprint
-        assert fp is not None
         redone = fp.computed - (len(shas) - finished)
         report.check(
             redone <= 0 and fp.restored >= CHECKPOINT_EVERY,
@@ -292,7 +317,7 @@ async def drill(
             os.killpg(target.pid, signal.SIGTERM)
             code = await asyncio.wait_for(target.wait(), 90)
             await asyncio.wait_for(handle.result(), 120)
-            kinds = [e.event_type async for e in handle.fetch_history_events()]
+            kinds = [e.event_type async for e in only_batch(handle).fetch_history_events()]
             failed = {
                 EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
                 EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,

@@ -1,4 +1,5 @@
-"""Record tests/histories/pipeline.json: one pipeline run on a fresh dev server.
+"""Record tests/histories/{pipeline,batch}.json: a pipeline run and one of its batches, on a
+fresh dev server.
 
 Run it with `make history` (`python -m tests.record_history`) after an intended change
 to the workflow code.
@@ -32,11 +33,12 @@ from {{ cookiecutter.package_name }}.worker import (
 )
 from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
+    batch_workflow_id,
 )
 
 from .http_site import LocalSite
 
-OUT = Path(__file__).parent / "histories" / "pipeline.json"
+OUT = Path(__file__).parent / "histories"
 
 
 async def record() -> None:
@@ -51,7 +53,7 @@ async def record() -> None:
                 _env_file=None, task_queue="record", state_store_url=f"sqlite:///{tmp}/s.db"
             )
             urls = [site.url("doc/a"), site.url("doc/b"), site.url("status/404"), site.url("doc/c")]
-            request = PipelineInput(urls=urls, options=PipelineOptions(fetch_batch_size=2))
+            request = PipelineInput(urls=urls, options=PipelineOptions(batch_size=2))
             async with (
                 open_store(settings.state_store_url) as store,
                 build_worker(env.client, settings, store, pool),
@@ -60,10 +62,16 @@ async def record() -> None:
                     PipelineWorkflow.run, request, id="recorded-pipeline", task_queue="record"
                 )
                 await handle.result()
-                history = await handle.fetch_history()
-        OUT.parent.mkdir(exist_ok=True)
-        OUT.write_text(history.to_json(), encoding="utf-8")
-        print(f"wrote {OUT} ({len(history.events)} events)")
+                histories = {
+                    "pipeline": await handle.fetch_history(),
+                    "batch": await env.client.get_workflow_handle(
+                        batch_workflow_id(handle.id, 0)
+                    ).fetch_history(),
+                }
+        OUT.mkdir(exist_ok=True)
+        for name, history in histories.items():
+            (OUT / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+            print(f"wrote {OUT / name}.json ({len(history.events)} events)")
     finally:
         await env.shutdown()
         site.stop()

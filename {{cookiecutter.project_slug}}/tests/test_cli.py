@@ -12,22 +12,30 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from bench.limits import measure
 from {{ cookiecutter.package_name }}.__main__ import (
     main,
 )
 from {{ cookiecutter.package_name }}.models import (
-    PipelineResult,
     Progress,
 )
 from {{ cookiecutter.package_name }}.pool import (
     CpuPool,
 )
+from {{ cookiecutter.package_name }}.report import (
+    PipelineReport,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
 from {{ cookiecutter.package_name }}.starter import (
     default_ui_url,
     progress_bar,
+    stage_urls,
     workflow_link,
 )
 from {{ cookiecutter.package_name }}.store import (
+    StateStore,
     open_store,
 )
 from {{ cookiecutter.package_name }}.worker import (
@@ -43,23 +51,32 @@ PACKAGE = "{{ cookiecutter.package_name }}"
 @pytest.fixture
 async def worker(
     client: Client, tmp_path: Path, task_queue: str, pool: CpuPool
-) -> AsyncIterator[None]:
+) -> AsyncIterator[Settings]:
+    """A worker in this process; `run` must use its settings (the same state store)."""
     settings = make_settings(tmp_path, task_queue=task_queue)
     async with (
         open_store(settings.state_store_url) as store,
         build_worker(client, settings, store, pool),
     ):
-        yield
+        yield settings
 
 
-async def run_cli(client: Client, task_queue: str, *args: str) -> tuple[int, str, str]:
+async def run_cli(
+    client: Client, settings: Settings, *args: str, **more_settings: object
+) -> tuple[int, str, str]:
+    env = service_env(
+        address_of(client),
+        task_queue=settings.task_queue,
+        state_store_url=settings.state_store_url,
+        **more_settings,
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         PACKAGE,
         "run",
         *args,
-        env=service_env(address_of(client), task_queue=task_queue),
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -68,52 +85,51 @@ async def run_cli(client: Client, task_queue: str, *args: str) -> tuple[int, str
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-@pytest.mark.usefixtures("worker")
-async def test_json_output_is_the_result(client: Client, site: LocalSite, task_queue: str) -> None:
+async def test_json_output_is_the_whole_result(
+    client: Client, site: LocalSite, worker: Settings
+) -> None:
     urls = [site.url("doc/cli-a"), site.url("status/404"), site.url("doc/cli-b")]
-    code, stdout, stderr = await run_cli(client, task_queue, "--json", *urls)
+    urls.append(site.url("copy/cli-a/again"))
+    code, stdout, stderr = await run_cli(client, worker, "--json", *urls, batch_size=2)
     assert code == 0, stderr
-    result = PipelineResult.model_validate(json.loads(stdout))
-    assert [d.url for d in result.documents] == [urls[0], urls[2]]
+    result = PipelineReport.model_validate(json.loads(stdout))
+    assert [d.url for d in result.documents] == [urls[0], urls[2], urls[3]]
     assert [f.url for f in result.failed] == [urls[1]]
+    assert result.duplicates == [sorted([urls[0], urls[3]])]
+    assert (result.stats.urls, result.stats.batches) == (4, 2)
     assert "started workflow pipeline-" in stderr
     assert "http://127.0.0.1:8233/namespaces/default/workflows/pipeline-" in stderr
     assert "\r" not in stderr  # not a terminal: plain progress lines
 
 
-@pytest.mark.usefixtures("worker")
 async def test_readable_summary_and_urls_file(
-    client: Client, site: LocalSite, task_queue: str, tmp_path: Path
+    client: Client, site: LocalSite, worker: Settings, tmp_path: Path
 ) -> None:
     urls_file = tmp_path / "urls.txt"
     urls_file.write_text(
         f"# sample\n{site.url('doc/file-a')}\n\n{site.url('status/410')}  # gone\n"
     )
     code, stdout, _ = await run_cli(
-        client, task_queue, "--urls-file", str(urls_file), "--workflow-id", "cli-summary"
+        client, worker, "--urls-file", str(urls_file), "--workflow-id", "cli-summary"
     )
     assert code == 0
     assert stdout.startswith("Workflow cli-summary: fetched 1 of 2 URLs (")
     assert f"  {site.url('status/410')}: HTTP 410 Gone" in stdout
 
 
-@pytest.mark.usefixtures("worker")
 async def test_consecutive_runs_all_exit_zero(
-    client: Client, site: LocalSite, task_queue: str
+    client: Client, site: LocalSite, worker: Settings
 ) -> None:
-    codes = [
-        (await run_cli(client, task_queue, "--json", site.url("doc/again")))[0] for _ in range(3)
-    ]
+    codes = [(await run_cli(client, worker, "--json", site.url("doc/again")))[0] for _ in range(3)]
     assert codes == [0, 0, 0]
 
 
-@pytest.mark.usefixtures("worker")
 async def test_a_failed_workflow_exits_one_with_the_reason(
-    client: Client, site: LocalSite, task_queue: str
+    client: Client, site: LocalSite, worker: Settings
 ) -> None:
     workflow_id = f"doomed-{uuid.uuid4()}"
     cli = asyncio.create_task(
-        run_cli(client, task_queue, "--workflow-id", workflow_id, site.url("slow/5000/doomed"))
+        run_cli(client, worker, "--workflow-id", workflow_id, site.url("slow/5000/doomed"))
     )
     for _ in range(600):  # at most 30 s for the CLI to start the workflow and fetch begin
         if site.hits["/slow/5000/doomed"]:
@@ -147,3 +163,42 @@ def test_links_to_the_temporal_ui() -> None:
     assert default_ui_url("temporal.internal:7233") is None
     link = workflow_link("https://cloud.temporal.io/", "my-ns.a1b2c", "pipeline 1/2")
     assert link == "https://cloud.temporal.io/namespaces/my-ns.a1b2c/workflows/pipeline%201/2"
+
+
+async def test_staging_drops_repeats_and_chunks_by_batch_size(store: StateStore) -> None:
+    urls = [f"http://example.test/{i % 7}" for i in range(20)]  # 7 distinct
+    staged = await stage_urls(store, "wf-staged", urls, chunk_size=3)
+    assert (staged.count, staged.chunks) == (7, 3)
+    chunks = [await store.get_json(staged.key(i)) for i in range(staged.chunks)]
+    assert chunks == [[f"http://example.test/{i}" for i in range(7)][j : j + 3] for j in (0, 3, 6)]
+
+
+async def test_a_100000_line_urls_file_never_travels_as_one_payload(
+    client: Client, worker: Settings, tmp_path: Path
+) -> None:
+    # URLs that fail at once (not http), so the run is about the input's size, not downloads.
+    urls_file = tmp_path / "urls.txt"
+    urls_file.write_text("".join(f"ftp://example.test/{i}\n" for i in range(100_000)))
+    code, stdout, stderr = await run_cli(
+        client,
+        worker,
+        "--json",
+        "--urls-file",
+        str(urls_file),
+        "--workflow-id",
+        "cli-100k",
+        batch_size=2000,
+        parallel_batches=8,
+    )
+    assert code == 0, stderr
+    result = PipelineReport.model_validate(json.loads(stdout))
+    assert len(result.failed) == 100_000
+    assert result.failed[-1].url == "ftp://example.test/99999"
+    assert (result.stats.urls, result.stats.batches) == (100_000, 50)
+
+    handle = client.get_workflow_handle("cli-100k")
+    limits = await measure(client, handle.id)
+    assert limits.histories == 51  # the pipeline and its 50 batches
+    assert limits.largest_payload < 2_000  # keys and counts only
+    started = (await handle.fetch_history()).events[0]
+    assert started.workflow_execution_started_event_attributes.input.ByteSize() < 2_000

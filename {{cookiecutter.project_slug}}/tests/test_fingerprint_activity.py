@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }}.minhash import (
 )
 from {{ cookiecutter.package_name }}.models import (
     DocumentRef,
+    FetchResult,
     FingerprintRequest,
     MinHashParams,
     body_key,
@@ -58,6 +59,16 @@ async def stored_documents(
     return documents
 
 
+async def request_for(
+    store: StateStore, documents: list[DocumentRef], params: MinHashParams, tag: str
+) -> FingerprintRequest:
+    """Store the documents' list, as stage 1 does, and ask for their signatures."""
+    await store.put(f"documents:{tag}", FetchResult(documents=documents).model_dump_json().encode())
+    return FingerprintRequest(
+        documents_key=f"documents:{tag}", signatures_key=f"signatures:{tag}", minhash=params
+    )
+
+
 def activities(store: StateStore, pool: CpuPool, **overrides: Any) -> FingerprintActivities:
     options: dict[str, Any] = {
         "chunk_size": 2,
@@ -71,18 +82,18 @@ def activities(store: StateStore, pool: CpuPool, **overrides: Any) -> Fingerprin
 
 async def test_computes_then_memoizes(store: StateStore, pool: CpuPool) -> None:
     documents = await stored_documents(store, 6, 50, "memo")
-    request = FingerprintRequest(documents=documents, minhash=PARAMS)
+    request = await request_for(store, documents, PARAMS, "memo")
     first = await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
-    assert first.stats.model_dump() == {"computed": 6, "restored": 0, "memoized": 0, "attempt": 1}
+    assert first.model_dump() == {"computed": 6, "restored": 0, "memoized": 0, "attempt": 1}
 
-    signatures = await store.get_json(first.signatures_key)
+    signatures = await store.get_json(request.signatures_key)
     assert signatures is not None
     body = await store.get(body_key(documents[0].sha256))
     assert body is not None
     assert signatures[documents[0].sha256] == signature(body.decode(), 32, 3)
 
     second = await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
-    assert second.stats.model_dump() == {"computed": 0, "restored": 0, "memoized": 6, "attempt": 1}
+    assert second.model_dump() == {"computed": 0, "restored": 0, "memoized": 6, "attempt": 1}
 
 
 async def test_resumes_from_a_checkpoint(store: StateStore, pool: CpuPool) -> None:
@@ -100,10 +111,10 @@ async def test_resumes_from_a_checkpoint(store: StateStore, pool: CpuPool) -> No
         await checkpoint.save(earlier)
 
     await env.run(save_earlier)
-    request = FingerprintRequest(documents=documents, minhash=PARAMS)
+    request = await request_for(store, documents, PARAMS, "resume")
     result = await env.run(activities(store, pool).fingerprint_documents, request)
-    assert result.stats.model_dump() == {"computed": 3, "restored": 2, "memoized": 0, "attempt": 2}
-    signatures = await store.get_json(result.signatures_key)
+    assert result.model_dump() == {"computed": 3, "restored": 2, "memoized": 0, "attempt": 2}
+    signatures = await store.get_json(request.signatures_key)
     assert signatures is not None
     assert signatures[documents[0].sha256] == [7] * 32
 
@@ -121,7 +132,7 @@ async def test_cancellation_stops_within_two_seconds_and_keeps_progress(
 ) -> None:
     # Enough work (seconds) that it is still running at its second heartbeat, a second in.
     documents = await stored_documents(store, 80, 2000, "cancel")
-    request = FingerprintRequest(documents=documents, minhash=MinHashParams())
+    request = await request_for(store, documents, MinHashParams(), "cancel")
     env = ActivityEnvironment()
     progress: list[Any] = []
     env.on_heartbeat = lambda *details: progress.append(details[0])

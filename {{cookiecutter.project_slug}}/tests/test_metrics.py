@@ -86,7 +86,7 @@ async def test_sdk_and_service_metrics_after_two_runs(
     values = totals(exposition)
     # The SDK's own metrics (names as Temporal documents them).
     assert values["temporal_request"] > 0
-    assert values["temporal_workflow_completed"] == 2
+    assert values["temporal_workflow_completed"] == 4  # a pipeline and its one batch, twice
     assert values["temporal_activity_execution_latency_count"] == 6  # 3 activities per run
     # The service's (counters never added to are not exported).
     service = {name[len(PREFIX) :]: v for name, v in values.items() if name.startswith(PREFIX)}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
+from array import array
 
 from {{ cookiecutter.package_name }}.minhash import (
     near_duplicate_groups,
@@ -49,24 +49,42 @@ def test_similarity_tracks_overlap() -> None:
     assert similarity(signature(base), signature(other)) < 0.1
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def packed(*texts: str, num_perm: int = 128) -> array[int]:
+    """Signatures one after another in one flat array, as stage 3 holds them."""
+    signatures = array("I")
+    for text in texts:
+        signatures.extend(signature(text, num_perm))
+    return signatures
 
 
 def test_groups_near_and_identical_documents_only() -> None:
-    texts = {
-        "d": random_words(400, "base"),
-        "a": random_words(400, "base", change_every=40),
-        "c": random_words(400, "lonely"),
-        "b": random_words(400, "twin"),
-        "e": random_words(400, "twin"),
-    }
-    items = [(name, sha(text), signature(text)) for name, text in texts.items()]
-    assert near_duplicate_groups(items, 0.8) == [["a", "d"], ["b", "e"]]
+    texts = [
+        random_words(400, "base"),  # 0
+        random_words(400, "base", change_every=40),  # 1: near 0
+        random_words(400, "lonely"),  # 2
+        random_words(400, "twin"),  # 3
+        random_words(400, "twin"),  # 4: identical to 3
+    ]
+    assert near_duplicate_groups(packed(*texts), 128, 0.8) == [[0, 1], [3, 4]]
     # At a threshold no near-duplicate reaches, identical bodies are still grouped.
-    assert near_duplicate_groups(items, 1.0) == [["b", "e"]]
+    assert near_duplicate_groups(packed(*texts), 128, 1.0) == [[3, 4]]
 
 
-def test_identical_bodies_group_even_with_different_signatures() -> None:
-    items = [("x", "same", [1, 2, 3, 4]), ("y", "same", [5, 6, 7, 8]), ("z", "other", [9] * 4)]
-    assert near_duplicate_groups(items, 0.9) == [["x", "y"]]
+def test_near_duplicates_chain_into_one_group() -> None:
+    first = random_words(400, "chain")
+    second = random_words(400, "chain", change_every=40)
+    third = " ".join(w if i % 20 != 5 else f"other{i}" for i, w in enumerate(second.split()))
+    first_sig, second_sig, third_sig = signature(first), signature(second), signature(third)
+    # A chain: first ~ second ~ third, but first and third are not alike enough themselves.
+    assert similarity(first_sig, third_sig) < 0.7
+    assert min(similarity(first_sig, second_sig), similarity(second_sig, third_sig)) >= 0.7
+    texts = packed(third, random_words(50, "x"), first, second)
+    assert near_duplicate_groups(texts, 128, 0.7) == [[0, 2, 3]]
+
+
+def test_finds_one_pair_among_many_items() -> None:
+    texts = [random_words(30, f"many-{i}") for i in range(1500)]
+    texts[1400] = texts[7] + " one more word"
+    signatures = packed(*texts, num_perm=32)
+    assert signatures.itemsize * len(signatures) == 1500 * 32 * 4  # 4 bytes a value
+    assert near_duplicate_groups(signatures, 32, 0.8) == [[7, 1400]]

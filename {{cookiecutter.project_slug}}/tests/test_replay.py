@@ -1,4 +1,4 @@
-"""Replay a recorded history with today's workflow code.
+"""Replay recorded histories with today's workflow code.
 
 If a change to `workflows.py` would break workflows that are already running (a
 non-deterministic change), this test fails. When the change is intended and no old
@@ -9,19 +9,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from {{ cookiecutter.package_name }}.workflows import (
+    BatchWorkflow,
     PipelineWorkflow,
 )
 
-HISTORY = Path(__file__).parent / "histories" / "pipeline.json"
+HISTORIES = Path(__file__).parent / "histories"
 
 
-async def test_recorded_history_replays() -> None:
-    history = WorkflowHistory.from_json("recorded-pipeline", HISTORY.read_text(encoding="utf-8"))
-    replayer = Replayer(workflows=[PipelineWorkflow], data_converter=pydantic_data_converter)
+@pytest.mark.parametrize("name", ["pipeline", "batch"])
+async def test_recorded_history_replays(name: str) -> None:
+    text = (HISTORIES / f"{name}.json").read_text(encoding="utf-8")
+    history = WorkflowHistory.from_json(f"recorded-{name}", text)
+    replayer = Replayer(
+        workflows=[PipelineWorkflow, BatchWorkflow], data_converter=pydantic_data_converter
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -18,6 +18,7 @@ from {{ cookiecutter.package_name }}.models import (
 )
 from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
+    batch_workflow_id,
 )
 
 from .conftest import address_of, free_port, service_env, start_worker
@@ -70,7 +71,7 @@ async def test_sigterm_drains_the_running_activity(
     assert "worker stopped" in stderr
 
     # The activity finished on its first attempt, during the drain: nothing to retry.
-    history = await handle.fetch_history()
+    history = await client.get_workflow_handle(batch_workflow_id(handle.id, 0)).fetch_history()
     kinds = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED in kinds
     started = [
@@ -111,17 +112,18 @@ async def test_two_workers_share_one_task_queue(
         handles = [
             await client.start_workflow(
                 PipelineWorkflow.run,
-                PipelineInput(urls=urls[i : i + 2], options=PipelineOptions(fetch_batch_size=1)),
+                PipelineInput(urls=urls[i : i + 2], options=PipelineOptions(batch_size=1)),
                 id=f"shared-{uuid.uuid4()}",
                 task_queue=task_queue,
             )
             for i in range(0, 8, 2)
         ]
         results = [await h.result() for h in handles]
-        assert sum(len(r.documents) for r in results) == 8
+        assert sum(r.stats.fetched for r in results) == 8
         identities = set()
-        for handle in handles:
-            async for event in handle.fetch_history_events():
+        batches = [batch_workflow_id(h.id, i) for h in handles for i in range(2)]
+        for batch in batches:
+            async for event in client.get_workflow_handle(batch).fetch_history_events():
                 if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                     identities.add(event.activity_task_started_event_attributes.identity)
         assert len(identities) == 2  # both workers ran activities

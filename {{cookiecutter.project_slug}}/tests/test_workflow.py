@@ -1,21 +1,31 @@
-"""The pipeline workflow end to end, on the real dev server with an in-process worker."""
+"""The pipeline end to end, on the real dev server with an in-process worker: batches as
+child workflows, results read back from the state store, continue-as-new."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from {{ cookiecutter.package_name }}.models import (
     FailedUrl,
     PipelineInput,
     PipelineOptions,
+    PipelineResult,
     Progress,
 )
 from {{ cookiecutter.package_name }}.pool import (
     CpuPool,
+)
+from {{ cookiecutter.package_name }}.report import (
+    PipelineReport,
+    read_report,
+)
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
 )
 from {{ cookiecutter.package_name }}.store import (
     open_store,
@@ -25,66 +35,147 @@ from {{ cookiecutter.package_name }}.worker import (
 )
 from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
+    batch_workflow_id,
 )
 
 from .conftest import make_settings
 from .http_site import LocalSite
 
+RESULT_TIMEOUT_SECONDS = 120
 
-async def test_pipeline_fetches_in_batches_and_reports_failures(
-    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
-) -> None:
-    one, two, three = (site.url(f"doc/wf-{name}") for name in ("one", "two", "three"))
-    missing = site.url("status/404")
-    copy = site.url("copy/wf-one/again")  # same body as `one`
-    settings = make_settings(tmp_path, task_queue=task_queue)
-    request = PipelineInput(
-        urls=[one, two, missing, one, three, copy],  # `one` twice: fetched once
-        options=PipelineOptions(fetch_batch_size=2),
-    )
+
+def event_types(history: WorkflowHistory, kind: EventType.ValueType) -> list[int]:
+    return [e.event_id for e in history.events if e.event_type == kind]
+
+
+def children(history: WorkflowHistory) -> list[str]:
+    """Workflow ids of the child workflows a history started."""
+    return [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+
+
+def activities(history: WorkflowHistory) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def run_pipeline(
+    client: Client, settings: Settings, pool: CpuPool, request: PipelineInput
+) -> tuple[WorkflowHandle[PipelineWorkflow, PipelineResult], PipelineResult, PipelineReport]:
+    """Run one pipeline on a worker of its own; its result and the report read back."""
     async with (
         open_store(settings.state_store_url) as store,
         build_worker(client, settings, store, pool),
     ):
         handle = await client.start_workflow(
-            PipelineWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=task_queue
+            PipelineWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=settings.task_queue
         )
-        result = await handle.result()
-        progress = await handle.query(PipelineWorkflow.progress)
+        async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):  # a stuck workflow fails the test
+            result = await handle.result()
+        assert await handle.query(PipelineWorkflow.progress) == Progress(
+            stage="done", done=result.stats.urls, total=result.stats.urls
+        )
+        return handle, result, await read_report(store, result, handle.id)
 
-    assert [d.url for d in result.documents] == [one, two, three, copy]
-    assert result.duplicates == [sorted([one, copy])]
-    assert result.failed == [FailedUrl(url=missing, reason="HTTP 404 Not Found")]
+
+async def test_pipeline_runs_batches_as_child_workflows_and_reports_failures(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    one, two, three = (site.url(f"doc/wf-{name}") for name in ("one", "two", "three"))
+    missing = site.url("status/404")
+    copy = site.url("copy/wf-one/again")  # same body as `one`
+    request = PipelineInput(
+        urls=[one, two, missing, one, three, copy],  # `one` twice: fetched once
+        options=PipelineOptions(batch_size=2),
+    )
+    settings = make_settings(tmp_path, task_queue=task_queue)
+    handle, result, report = await run_pipeline(client, settings, pool, request)
+
+    assert [d.url for d in report.documents] == [one, two, three, copy]
+    assert report.duplicates == [sorted([one, copy])]
+    assert report.failed == [FailedUrl(url=missing, reason="HTTP 404 Not Found")]
     stats = result.stats
-    assert (stats.urls, stats.fetched, stats.failed, stats.words) == (5, 4, 1, 28)
-    assert stats.bytes == sum(d.bytes for d in result.documents)
-    assert progress == Progress(stage="done", done=5, total=5)
-    # Three distinct bodies: `one` and its copy share one signature, computed once.
-    assert stats.fingerprint is not None
-    assert (stats.fingerprint.computed, stats.fingerprint.restored) == (3, 0)
+    assert (stats.urls, stats.fetched, stats.failed, stats.words, stats.batches) == (5, 4, 1, 28, 3)
+    assert stats.bytes == sum(d.bytes for d in report.documents)
+    assert result.duplicate_groups == 1
+    # One signature per batch's distinct body: `one` (batch 0) and its copy (batch 2) run at
+    # the same time, so the copy's is computed or, when batch 0 was first, memoized.
+    fingerprint = stats.fingerprint
+    assert (fingerprint.computed + fingerprint.memoized, fingerprint.restored) == (4, 0)
 
-    history = await handle.fetch_history()
-    scheduled = [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    # 5 URLs in batches of 2: three child workflows, then stage 3 in the parent.
+    parent = await handle.fetch_history()
+    batches = children(parent)
+    assert batches == [batch_workflow_id(handle.id, i) for i in range(3)]
+    assert activities(parent) == ["group_near_duplicates"]
+    for batch in batches:
+        history = await client.get_workflow_handle(batch).fetch_history()
+        assert activities(history) == ["fetch_documents", "fingerprint_documents"]
+
+
+async def test_batches_give_the_same_result_as_one_batch_and_find_duplicates_across_them(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    urls = [site.url(f"words/200/batching-{i}") for i in range(100)]
+    urls[97] = site.url("near/200/batching-3")  # a near-duplicate of urls[3], 9 batches later
+    urls[58] = site.url("words/200/batching-12?again")  # the same body as urls[12]
+    settings = make_settings(tmp_path, task_queue=task_queue)
+
+    def request(batch_size: int) -> PipelineInput:
+        return PipelineInput(urls=urls, options=PipelineOptions(batch_size=batch_size))
+
+    batched_handle, batched, batched_report = await run_pipeline(
+        client, settings, pool, request(10)
+    )
+    _, single, single_report = await run_pipeline(client, settings, pool, request(100))
+
+    assert len(children(await batched_handle.fetch_history())) == 10
+    assert (batched.stats.batches, single.stats.batches) == (10, 1)
+    assert batched_report.documents == single_report.documents
+    assert batched_report.failed == single_report.failed == []
+    assert batched_report.duplicates == single_report.duplicates
+    assert sorted([urls[3], urls[97]]) in batched_report.duplicates
+    assert sorted([urls[12], urls[58]]) in batched_report.duplicates
+    same_counts = ("urls", "fetched", "failed", "bytes", "words")
+    assert [getattr(batched.stats, f) for f in same_counts] == [
+        getattr(single.stats, f) for f in same_counts
     ]
-    # 5 URLs in fetch batches of 2, then one activity for each later stage.
-    assert scheduled == ["fetch_documents"] * 3 + ["fingerprint_documents", "group_near_duplicates"]
+
+
+async def test_a_long_pipeline_continues_as_new_and_keeps_its_counts(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    urls = [site.url(f"doc/can-{i}") for i in range(12)]
+    request = PipelineInput(
+        urls=urls,
+        options=PipelineOptions(batch_size=1, parallel_batches=2, continue_as_new_after_events=50),
+    )
+    settings = make_settings(tmp_path, task_queue=task_queue)
+    handle, result, report = await run_pipeline(client, settings, pool, request)
+
+    first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    first_run = await first.fetch_history()
+    assert event_types(first_run, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)
+    # It stopped starting batches at the limit; the two running then finished.
+    assert 50 <= len(first_run.events) < 50 + 2 * 10
+    assert len(children(first_run)) < 12
+    last_run = await handle.fetch_history()
+    assert len(children(first_run)) + len(children(last_run)) <= 12
+    assert [d.url for d in report.documents] == urls
+    assert (result.stats.urls, result.stats.fetched, result.stats.batches) == (12, 12, 12)
+    assert result.stats.fingerprint.computed == 12
 
 
 async def test_an_empty_url_list_completes_with_nothing(
     client: Client, tmp_path: Path, task_queue: str, pool: CpuPool
 ) -> None:
     settings = make_settings(tmp_path, task_queue=task_queue)
-    async with (
-        open_store(settings.state_store_url) as store,
-        build_worker(client, settings, store, pool),
-    ):
-        result = await client.execute_workflow(
-            PipelineWorkflow.run,
-            PipelineInput(urls=[]),
-            id=f"wf-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
-    assert (result.documents, result.failed, result.stats.urls) == ([], [], 0)
+    _, result, report = await run_pipeline(client, settings, pool, PipelineInput(urls=[]))
+    assert (report.documents, report.failed, report.duplicates) == ([], [], [])
+    assert (result.stats.urls, result.stats.batches) == (0, 0)

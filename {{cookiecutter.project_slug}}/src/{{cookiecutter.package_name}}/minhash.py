@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from array import array
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import lru_cache
@@ -64,7 +65,7 @@ def signatures(texts: Sequence[str], num_perm: int, shingle_size: int) -> list[S
     return [signature(text, num_perm, shingle_size) for text in texts]
 
 
-def similarity(a: Signature, b: Signature) -> float:
+def similarity(a: Sequence[int], b: Sequence[int]) -> float:
     """Estimated Jaccard similarity: the share of permutations whose minimums agree."""
     if len(a) != len(b):
         raise ValueError("signatures of different lengths")
@@ -72,19 +73,25 @@ def similarity(a: Signature, b: Signature) -> float:
 
 
 def near_duplicate_groups(
-    items: Sequence[tuple[str, str, Signature]], threshold: float
-) -> list[list[str]]:
-    """Groups of names whose estimated similarity is at or above `threshold`.
+    signatures: array[int], num_perm: int, threshold: float
+) -> list[list[int]]:
+    """Groups of item numbers whose estimated similarity is at or above `threshold`.
 
-    `items` are (name, content SHA-256, signature); identical contents are always grouped.
+    `signatures` holds every item's signature one after another (item i at
+    `[i * num_perm, (i + 1) * num_perm)`) in one flat `array("I")`: 512 bytes an item at
+    128 permutations, where lists of Python ints would take about 4.5 KB. That is what keeps
+    grouping 10,000 documents at a few MB.
+
     Candidate pairs come from locality-sensitive hashing (items that agree on a whole band
-    of their signatures), so the work grows with the number of candidates, not with the
-    square of the number of items. Each candidate pair is checked against the threshold;
-    a group is a connected component of the pairs that pass (A~B and B~C put A, B, C
-    together). Each group is sorted, the groups are sorted, and names in no group are
-    left out.
+    of their signatures), one band at a time so that only one band's buckets are in memory;
+    the work grows with the number of candidates, not with the square of the number of
+    items. Each candidate pair is checked against the threshold; a group is a connected
+    component of the pairs that pass (A~B and B~C put A, B, C together). Identical texts have
+    identical signatures, so they are always grouped. Each group is sorted, the groups are
+    sorted, and items in no group are left out.
     """
-    parent = list(range(len(items)))
+    count = len(signatures) // num_perm
+    parent = array("l", range(count))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -92,23 +99,21 @@ def near_duplicate_groups(
             i = parent[i]
         return i
 
-    buckets: dict[tuple[object, ...], list[int]] = defaultdict(list)
-    for index, (_, sha256, sig) in enumerate(items):
-        buckets[("sha256", sha256)].append(index)
-        for start in range(0, len(sig), LSH_ROWS_PER_BAND):
-            buckets[(start, *sig[start : start + LSH_ROWS_PER_BAND])].append(index)
+    def row(i: int) -> array[int]:
+        return signatures[i * num_perm : (i + 1) * num_perm]
 
-    checked: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        for i, j in combinations(members, 2):
-            if (i, j) in checked or root(i) == root(j):
-                continue
-            checked.add((i, j))
-            same = items[i][1] == items[j][1]
-            if same or similarity(items[i][2], items[j][2]) >= threshold:
-                parent[root(i)] = root(j)
+    for start in range(0, num_perm, LSH_ROWS_PER_BAND):
+        end = min(start + LSH_ROWS_PER_BAND, num_perm)
+        buckets: dict[bytes, list[int]] = defaultdict(list)
+        for i in range(count):
+            band = signatures[i * num_perm + start : i * num_perm + end].tobytes()
+            buckets[band].append(i)
+        for members in buckets.values():
+            for i, j in combinations(members, 2):
+                if root(i) != root(j) and similarity(row(i), row(j)) >= threshold:
+                    parent[root(i)] = root(j)
 
-    groups: dict[int, list[str]] = defaultdict(list)
-    for index, (name, _, _) in enumerate(items):
-        groups[root(index)].append(name)
-    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(count):
+        groups[root(i)].append(i)
+    return sorted(g for g in groups.values() if len(g) > 1)

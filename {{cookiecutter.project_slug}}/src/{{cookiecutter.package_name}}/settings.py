@@ -86,8 +86,12 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
     """A body larger than this is reported as failed instead of being stored."""
 
-    fetch_batch_size: int = Field(20, ge=1, le=1000)
-    """URLs per fetch activity; progress is reported per batch."""
+    batch_size: int = Field(100, ge=1, le=2000)
+    """URLs per batch: one child workflow fetches and fingerprints them (starter side). The
+    default and bounds of `models.PipelineOptions.batch_size`."""
+
+    parallel_batches: int = Field(4, ge=1, le=1000)
+    """Batches (child workflows) running at once, spread over all workers (starter side)."""
 
     heartbeat_timeout_seconds: float = Field(30.0, gt=0)
     """An activity that has not heartbeated for this long is retried elsewhere."""

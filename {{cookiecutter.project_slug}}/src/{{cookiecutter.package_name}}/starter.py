@@ -1,5 +1,10 @@
 """Starting the pipeline from the command line and waiting for its result.
 
+The URLs are staged in the state store in chunks, one per batch, and the workflow gets
+only their key (the claim-check pattern): a file of 100,000 URLs would not fit in one
+Temporal payload. The result comes back the same way (see `report.py`). So `run` needs
+the state store the workers use, as well as the Temporal server.
+
 Progress comes from the workflow's `progress` query and goes to stderr, so that stdout
 carries only the result (one JSON document with `--json`): a bar redrawn in place on a
 terminal, a plain line per change otherwise (logs, CI).
@@ -10,19 +15,29 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
 
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import TemporalError
 
+from . import report
 from .client import connect
-from .models import MinHashParams, PipelineInput, PipelineOptions, PipelineResult, Progress
+from .models import (
+    PIPELINE_DATA_TTL_SECONDS,
+    MinHashParams,
+    PipelineInput,
+    PipelineOptions,
+    PipelineResult,
+    Progress,
+    StagedUrls,
+)
 from .settings import Settings
+from .store import StateStore, open_store
 from .workflows import PipelineWorkflow
 
 PROGRESS_POLL_SECONDS = 0.5
-SUMMARY_ROWS = 10
 DEV_SERVER_UI_PORT = 8233
 
 
@@ -41,35 +56,80 @@ def new_workflow_id() -> str:
     return f"pipeline-{uuid.uuid4().hex[:12]}"
 
 
+async def stage_urls(
+    store: StateStore, workflow_id: str, urls: Iterable[str], *, chunk_size: int
+) -> StagedUrls:
+    """Put the URLs (repeats dropped, order kept) in the store, `chunk_size` per key."""
+    staged = StagedUrls(prefix=f"input:{workflow_id}:{uuid.uuid4().hex[:8]}", chunks=0, count=0)
+    seen: set[str] = set()
+    chunk: list[str] = []
+
+    async def flush() -> None:
+        await store.put_json(
+            staged.key(staged.chunks), chunk, ttl_seconds=PIPELINE_DATA_TTL_SECONDS
+        )
+        staged.chunks += 1
+        chunk.clear()
+
+    for url in urls:
+        if url not in seen:
+            seen.add(url)
+            chunk.append(url)
+            staged.count += 1
+            if len(chunk) == chunk_size:
+                await flush()
+    if chunk:
+        await flush()
+    return staged
+
+
 async def start_and_wait(
     settings: Settings, urls: list[str], *, workflow_id: str, as_json: bool
 ) -> int:
     """Run the pipeline to the end; print its result; return the process exit code."""
     client = await connect(settings)
     options = PipelineOptions(
-        fetch_batch_size=settings.fetch_batch_size,
+        batch_size=settings.batch_size,
+        parallel_batches=settings.parallel_batches,
         heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
         minhash=MinHashParams(
             num_perm=settings.minhash_permutations, shingle_size=settings.shingle_size
         ),
         similarity_threshold=settings.similarity_threshold,
     )
-    try:
-        handle = await client.start_workflow(
-            PipelineWorkflow.run,
-            PipelineInput(urls=urls, options=options),
-            id=workflow_id,
-            task_queue=settings.task_queue,
-        )
-    except TemporalError as exc:
-        print(f"error: could not start workflow {workflow_id}: {exc}", file=sys.stderr)
-        return 1
+    async with open_store(
+        settings.state_store_url, password=settings.state_store_password
+    ) as store:
+        staged = await stage_urls(store, workflow_id, urls, chunk_size=options.batch_size)
+        try:
+            handle = await client.start_workflow(
+                PipelineWorkflow.run,
+                PipelineInput(staged=staged, options=options),
+                id=workflow_id,
+                task_queue=settings.task_queue,
+            )
+        except TemporalError as exc:
+            print(f"error: could not start workflow {workflow_id}: {exc}", file=sys.stderr)
+            return 1
+        return await _wait_and_print(client, handle, store, settings, as_json=as_json)
+
+
+async def _wait_and_print(
+    client: Client,
+    handle: WorkflowHandle[PipelineWorkflow, PipelineResult],
+    store: StateStore,
+    settings: Settings,
+    *,
+    as_json: bool,
+) -> int:
     print(f"started workflow {handle.id} on task queue {settings.task_queue}", file=sys.stderr)
     ui = settings.temporal_ui_url or default_ui_url(client.service_client.config.target_host)
     if ui:
         print(f"  {workflow_link(ui, client.namespace, handle.id)}", file=sys.stderr)
 
-    reporter = asyncio.create_task(_report_progress(handle, tty=sys.stderr.isatty()))
+    # Without a run id, queries go to the latest run, also after a continue-as-new.
+    latest = client.get_workflow_handle_for(PipelineWorkflow.run, handle.id)
+    reporter = asyncio.create_task(_report_progress(latest, tty=sys.stderr.isatty()))
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
@@ -79,10 +139,14 @@ async def start_and_wait(
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)  # let it end its line
 
-    if as_json:
-        print(result.model_dump_json(indent=2))
-    else:
-        print(summary(result, workflow_id=handle.id))
+    try:
+        if as_json:
+            await report.write_json(store, result, handle.id, sys.stdout)
+        else:
+            print(await report.summary(store, result, handle.id))
+    except report.MissingResultError as exc:
+        print(f"error: the result of {handle.id} is incomplete: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -139,26 +203,3 @@ async def _report_progress(
     finally:
         if tty and last is not None:
             print(file=sys.stderr)  # leave the last bar on its own line
-
-
-def summary(result: PipelineResult, *, workflow_id: str) -> str:
-    """A few readable lines: counts first, then the failures (the first ten)."""
-    stats = result.stats
-    lines = [
-        f"Workflow {workflow_id}: fetched {stats.fetched} of {stats.urls} URLs "
-        f"({stats.bytes:,} bytes, {stats.words:,} words) in {stats.fetch_seconds:.2f}s.",
-    ]
-    if stats.fingerprint is not None:
-        fp = stats.fingerprint
-        lines.append(
-            f"Fingerprints: {fp.computed} computed, {fp.memoized} memoized, "
-            f"{fp.restored} restored from a checkpoint (attempt {fp.attempt})."
-        )
-    lines.append(f"Near-duplicate groups: {len(result.duplicates)}")
-    lines += [f"  {' = '.join(group)}" for group in result.duplicates[:SUMMARY_ROWS]]
-    if result.failed:
-        lines.append(f"Failed ({stats.failed}):")
-        lines += [f"  {f.url}: {f.reason}" for f in result.failed[:SUMMARY_ROWS]]
-        if stats.failed > SUMMARY_ROWS:
-            lines.append(f"  ... and {stats.failed - SUMMARY_ROWS} more (see --json)")
-    return "\n".join(lines)

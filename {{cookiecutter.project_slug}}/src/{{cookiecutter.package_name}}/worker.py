@@ -36,7 +36,7 @@ from .pool import CpuPool
 from .settings import ENV_PREFIX, Settings
 from .store import StateStore, open_store
 from .watchdog import LoopWatchdog
-from .workflows import PipelineWorkflow
+from .workflows import BatchWorkflow, PipelineWorkflow
 
 # The SDK sends heartbeats at most every 0.8 x heartbeat timeout (capped by this), and a
 # cancellation only reaches an activity in a heartbeat's reply: a short cap keeps
@@ -83,7 +83,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[PipelineWorkflow],
+        workflows=[PipelineWorkflow, BatchWorkflow],
         activities=[
             fetch.fetch_documents,
             fingerprint.fingerprint_documents,

@@ -1,14 +1,21 @@
-"""The sample pipeline workflow: orchestration only, no I/O.
+"""The sample pipeline: a parent workflow that runs batches as child workflows.
 
 Workflow code is replayed from its history whenever a worker needs to rebuild its
 state, so it must be deterministic: no network, no clocks but `workflow.now()`, no
 randomness but `workflow.random()`. All real work happens in activities. The SDK runs
 this module in a sandbox; activity and model imports are passed through, since they
 are only referenced here, never run.
+
+Why batches as child workflows: a workflow's history grows with every activity it runs
+(Temporal warns at 10,240 events and stops a workflow at 51,200 or 50 MB). Each batch is a
+child workflow with a short history of its own, several run at once and any worker can take
+each one, and the parent keeps only counts. The parent continues as new before its own
+history gets long, so even 100,000 URLs never come near the limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -20,15 +27,20 @@ with workflow.unsafe.imports_passed_through():
     from .activities.fetch import FetchActivities
     from .activities.fingerprint import FingerprintActivities
     from .models import (
-        DocumentRef,
+        BatchInput,
+        BatchResult,
+        Carried,
         DuplicatesRequest,
-        FailedUrl,
-        FetchBatch,
+        FetchRequest,
         FingerprintRequest,
+        FingerprintStats,
         PipelineInput,
+        PipelineOptions,
         PipelineResult,
         PipelineStats,
         Progress,
+        Totals,
+        batch_key,
     )
 
 ACTIVITY_RETRY = RetryPolicy(
@@ -38,76 +50,195 @@ ACTIVITY_RETRY = RetryPolicy(
 )
 
 
-@workflow.defn(name="PipelineWorkflow")
-class PipelineWorkflow:
-    """Fetch every URL (stage 1, async I/O), fingerprint every body (stage 2, all cores),
-    then group near-duplicates (stage 3)."""
+def batch_workflow_id(pipeline_id: str, index: int) -> str:
+    """Workflow id of a pipeline's batch: readable in the UI, next to its parent's."""
+    return f"{pipeline_id}-batch-{index:06d}"
+
+
+def activity_options(options: PipelineOptions) -> dict[str, Any]:
+    return {
+        "start_to_close_timeout": timedelta(seconds=options.activity_start_to_close_seconds),
+        "heartbeat_timeout": timedelta(seconds=options.heartbeat_timeout_seconds),
+        "retry_policy": ACTIVITY_RETRY,
+    }
+
+
+@workflow.defn(name="BatchWorkflow")
+class BatchWorkflow:
+    """One batch: fetch its URLs (stage 1, async I/O), then fingerprint its documents
+    (stage 2, all cores). Its lists go to the state store under its batch keys."""
 
     def __init__(self) -> None:
         self._progress = Progress(stage="starting", done=0, total=0)
 
     @workflow.query
     def progress(self) -> Progress:
-        """Which stage is running and how many of its items are done."""
+        return self._progress
+
+    @workflow.run
+    async def run(self, batch: BatchInput) -> BatchResult:
+        options = activity_options(batch.options)
+        documents_key = batch_key(batch.data_key, batch.index, "documents")
+
+        self._progress = Progress(stage="fetch", done=0, total=1)
+        fetched = await workflow.execute_activity_method(
+            FetchActivities.fetch_documents,
+            FetchRequest(urls=batch.urls, urls_key=batch.urls_key, documents_key=documents_key),
+            **options,
+        )
+
+        self._progress = Progress(stage="fingerprint", done=0, total=1)
+        fingerprint = FingerprintStats()
+        if fetched.fetched:
+            fingerprint = await workflow.execute_activity_method(
+                FingerprintActivities.fingerprint_documents,
+                FingerprintRequest(
+                    documents_key=documents_key,
+                    signatures_key=batch_key(batch.data_key, batch.index, "signatures"),
+                    minhash=batch.options.minhash,
+                ),
+                # On cancellation, wait until the activity has really stopped its pool work.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                **options,
+            )
+        self._progress = Progress(stage="done", done=1, total=1)
+        return BatchResult(
+            index=batch.index,
+            urls=fetched.fetched + fetched.failed,
+            fetched=fetched.fetched,
+            failed=fetched.failed,
+            bytes=fetched.bytes,
+            words=fetched.words,
+            fingerprint=fingerprint,
+        )
+
+
+@workflow.defn(name="PipelineWorkflow")
+class PipelineWorkflow:
+    """Split the URLs into batches and run them as child workflows, `parallel_batches` at a
+    time; then group near-duplicates across all batches (stage 3)."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(stage="starting", done=0, total=0)
+
+    @workflow.query
+    def progress(self) -> Progress:
+        """Which stage is running and how many URLs are done (summed over finished batches)."""
         return self._progress
 
     @workflow.run
     async def run(self, request: PipelineInput) -> PipelineResult:
-        urls = list(dict.fromkeys(request.urls))  # drop repeats, keep order
+        info = workflow.info()
         options = request.options
-        started = workflow.now()
-
-        timeouts: dict[str, Any] = {
-            "start_to_close_timeout": timedelta(seconds=options.activity_start_to_close_seconds),
-            "heartbeat_timeout": timedelta(seconds=options.heartbeat_timeout_seconds),
-            "retry_policy": ACTIVITY_RETRY,
-        }
-
-        self._progress = Progress(stage="fetch", done=0, total=len(urls))
-        documents: list[DocumentRef] = []
-        failed: list[FailedUrl] = []
-        for start in range(0, len(urls), options.fetch_batch_size):
-            batch = FetchBatch(urls=urls[start : start + options.fetch_batch_size])
-            fetched = await workflow.execute_activity_method(
-                FetchActivities.fetch_documents, batch, **timeouts
-            )
-            documents += fetched.documents
-            failed += fetched.failed
-            self._progress = Progress(stage="fetch", done=start + len(batch.urls), total=len(urls))
-        fetch_seconds = (workflow.now() - started).total_seconds()
-
-        self._progress = Progress(stage="fingerprint", done=0, total=len(documents))
-        fingerprints = await workflow.execute_activity_method(
-            FingerprintActivities.fingerprint_documents,
-            FingerprintRequest(documents=documents, minhash=options.minhash),
-            # On cancellation, wait until the activity has really stopped its pool work.
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            **timeouts,
+        # The same key in every run of a chain of continue-as-new: the lists of all batches
+        # stay together, and a later pipeline with the same workflow id gets keys of its own.
+        data_key = f"pipeline:{info.workflow_id}:{info.first_execution_run_id}"
+        urls = list(dict.fromkeys(request.urls))  # drop repeats, keep order
+        if request.staged is not None:
+            batches, total = request.staged.chunks, request.staged.count
+        else:
+            batches, total = -(-len(urls) // options.batch_size), len(urls)
+        carried = request.carried or Carried(
+            next_batch=0, totals=Totals(), started_at=workflow.now().timestamp()
         )
+        totals = carried.totals
 
-        self._progress = Progress(stage="duplicates", done=0, total=len(documents))
+        def batch_input(index: int) -> BatchInput:
+            if request.staged is not None:
+                return BatchInput(
+                    data_key=data_key,
+                    index=index,
+                    urls_key=request.staged.key(index),
+                    options=options,
+                )
+            start = index * options.batch_size
+            return BatchInput(
+                data_key=data_key,
+                index=index,
+                urls=urls[start : start + options.batch_size],
+                options=options,
+            )
+
+        self._progress = Progress(stage="batches", done=totals.urls, total=total)
+        next_batch = carried.next_batch
+        running: list[asyncio.Task[BatchResult]] = []
+        while next_batch < batches or running:
+            while (
+                next_batch < batches
+                and len(running) < options.parallel_batches
+                and not self._history_is_long(options)
+            ):
+                running.append(
+                    asyncio.create_task(
+                        workflow.execute_child_workflow(
+                            BatchWorkflow.run,
+                            batch_input(next_batch),
+                            id=batch_workflow_id(info.workflow_id, next_batch),
+                        )
+                    )
+                )
+                next_batch += 1
+            if not running:  # history is long and every started batch is done
+                workflow.continue_as_new(
+                    PipelineInput(
+                        urls=request.urls,
+                        staged=request.staged,
+                        options=options,
+                        carried=Carried(
+                            next_batch=next_batch, totals=totals, started_at=carried.started_at
+                        ),
+                    )
+                )
+            try:
+                done, running = await workflow.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # Cancel the running batches too, and wait until they (and their activities)
+                # have stopped: otherwise they would only be terminated when this run ends.
+                for task in running:
+                    task.cancel()
+                await workflow.wait(running)
+                raise
+            for task in done:
+                totals.add(task.result())
+            self._progress = Progress(stage="batches", done=totals.urls, total=total)
+
+        self._progress = Progress(stage="duplicates", done=0, total=totals.fetched)
         duplicates = await workflow.execute_activity_method(
             DuplicateActivities.group_near_duplicates,
             DuplicatesRequest(
-                signatures_key=fingerprints.signatures_key,
-                documents=documents,
+                data_key=data_key,
+                batches=batches,
+                num_perm=options.minhash.num_perm,
                 threshold=options.similarity_threshold,
             ),
-            **timeouts,
+            **activity_options(options),
         )
 
-        self._progress = Progress(stage="done", done=len(urls), total=len(urls))
+        self._progress = Progress(stage="done", done=total, total=total)
         return PipelineResult(
-            documents=documents,
-            failed=failed,
-            duplicates=duplicates,
+            data_key=data_key,
             stats=PipelineStats(
-                urls=len(urls),
-                fetched=len(documents),
-                failed=len(failed),
-                bytes=sum(d.bytes for d in documents),
-                words=sum(d.words for d in documents),
-                fetch_seconds=round(fetch_seconds, 3),
-                fingerprint=fingerprints.stats,
+                urls=totals.urls,
+                fetched=totals.fetched,
+                failed=totals.failed,
+                bytes=totals.bytes,
+                words=totals.words,
+                batches=totals.batches,
+                seconds=round(workflow.now().timestamp() - carried.started_at, 3),
+                fingerprint=FingerprintStats(
+                    computed=totals.computed,
+                    restored=totals.restored,
+                    memoized=totals.memoized,
+                    attempt=totals.max_attempt,
+                ),
             ),
+            duplicate_groups=duplicates.groups,
+        )
+
+    @staticmethod
+    def _history_is_long(options: PipelineOptions) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= options.continue_as_new_after_events
         )

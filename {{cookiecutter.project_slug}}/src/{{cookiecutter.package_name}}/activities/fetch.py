@@ -9,8 +9,9 @@ and the GIL does not matter. Two rules make that work inside a Temporal worker:
 - bound the concurrency (a semaphore), so a batch of 1,000 URLs does not open 1,000
   sockets at once.
 
-Bodies go to the state store under their SHA-256; the activity returns small references,
-never bodies, because everything an activity returns is stored in the workflow history.
+Bodies go to the state store under their SHA-256, and the batch's list of documents goes
+there too: the activity returns only counts, because everything an activity returns is
+stored in the workflow history and must stay small however large the batch.
 A URL that fails for good is reported as failed and the batch goes on; transient
 failures (timeouts, refused connections, 5xx, 429) are retried here, URL by URL, so one
 flaky URL does not make Temporal re-run the whole batch.
@@ -23,9 +24,18 @@ import hashlib
 
 import httpx
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from ..metrics import ServiceMetrics
-from ..models import DocumentRef, FailedUrl, FetchBatch, FetchResult, body_key
+from ..models import (
+    PIPELINE_DATA_TTL_SECONDS,
+    DocumentRef,
+    FailedUrl,
+    FetchRequest,
+    FetchResult,
+    FetchSummary,
+    body_key,
+)
 from ..store import StateStore
 from .heartbeat import heartbeat_until_cancelled
 
@@ -60,8 +70,19 @@ class FetchActivities:
         self.max_bytes = max_bytes
 
     @activity.defn(name="fetch_documents")
-    async def fetch_documents(self, batch: FetchBatch) -> FetchResult:
-        """Download every URL of the batch, at most `concurrency` at a time."""
+    async def fetch_documents(self, request: FetchRequest) -> FetchSummary:
+        """Download every URL of the batch, at most `concurrency` at a time; store the list of
+        documents and failures under `request.documents_key`."""
+        urls = request.urls
+        if request.urls_key is not None:
+            staged = await self.store.get_json(request.urls_key)
+            if staged is None:
+                raise ApplicationError(
+                    f"staged URLs {request.urls_key} are not in the state store",
+                    type="MissingInput",
+                    non_retryable=True,
+                )
+            urls = staged
         semaphore = asyncio.Semaphore(self.concurrency)
         done = 0
 
@@ -78,7 +99,7 @@ class FetchActivities:
             heartbeats = asyncio.create_task(heartbeat_until_cancelled(lambda: done))
             try:
                 async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(fetch_counted(client, url)) for url in batch.urls]
+                    tasks = [group.create_task(fetch_counted(client, url)) for url in urls]
             finally:
                 heartbeats.cancel()
         outcomes = [task.result() for task in tasks]
@@ -86,10 +107,20 @@ class FetchActivities:
             documents=[o for o in outcomes if isinstance(o, DocumentRef)],
             failed=[o for o in outcomes if isinstance(o, FailedUrl)],
         )
+        await self.store.put(
+            request.documents_key,
+            result.model_dump_json().encode(),
+            ttl_seconds=PIPELINE_DATA_TTL_SECONDS,
+        )
         metrics = ServiceMetrics.for_current_activity()
         metrics.documents_fetched.add(len(result.documents))
         metrics.documents_failed.add(len(result.failed))
-        return result
+        return FetchSummary(
+            fetched=len(result.documents),
+            failed=len(result.failed),
+            bytes=sum(d.bytes for d in result.documents),
+            words=sum(d.words for d in result.documents),
+        )
 
     async def _fetch_with_retries(
         self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, url: str

@@ -27,8 +27,10 @@ from ..checkpoint import Checkpoint
 from ..memo import Memo, memo_key
 from ..metrics import ServiceMetrics
 from ..models import (
+    PIPELINE_DATA_TTL_SECONDS,
+    DocumentRef,
+    FetchResult,
     FingerprintRequest,
-    FingerprintResult,
     FingerprintStats,
     MinHashParams,
     body_key,
@@ -38,8 +40,7 @@ from ..store import StateStore
 from .heartbeat import heartbeat_until_cancelled
 
 MINHASH_VERSION = 1  # bump when `minhash.signature` changes: old memo entries stop matching
-# Stage 3 reads the signatures seconds later; checkpoints of abandoned runs must not pile up.
-SIGNATURES_TTL_SECONDS = CHECKPOINT_TTL_SECONDS = 24 * 3600
+CHECKPOINT_TTL_SECONDS = 24 * 3600  # checkpoints of abandoned runs must not pile up
 
 
 class FingerprintState(BaseModel):
@@ -50,11 +51,6 @@ class FingerprintState(BaseModel):
 
 def signature_memo_key(sha256: str, params: MinHashParams) -> str:
     return memo_key("minhash", MINHASH_VERSION, sha256, params.num_perm, params.shingle_size)
-
-
-def signatures_key(info: activity.Info) -> str:
-    """Where stage 2 leaves its signatures for stage 3: one key per workflow run."""
-    return f"signatures:{info.workflow_id}:{info.workflow_run_id}"
 
 
 class FingerprintActivities:
@@ -78,8 +74,9 @@ class FingerprintActivities:
         self.memo = Memo(store, ttl_seconds=memo_ttl_seconds)
 
     @activity.defn(name="fingerprint_documents")
-    async def fingerprint_documents(self, request: FingerprintRequest) -> FingerprintResult:
-        """MinHash signatures of every document, on all cores; resumes from a checkpoint."""
+    async def fingerprint_documents(self, request: FingerprintRequest) -> FingerprintStats:
+        """MinHash signatures of every document of a batch, on all cores; resumes from a
+        checkpoint. The signatures go to the state store under `request.signatures_key`."""
         info = activity.info()
         metrics = ServiceMetrics.for_current_activity()
         params = request.minhash
@@ -96,7 +93,7 @@ class FingerprintActivities:
         if loaded is not None:
             metrics.checkpoint_restores.add(1)
             metrics.signatures_restored.add(restored)
-        wanted = sorted({d.sha256 for d in request.documents})
+        wanted = sorted({d.sha256 for d in await self._documents(request.documents_key)})
 
         memoized = 0
         todo = []
@@ -144,15 +141,21 @@ class FingerprintActivities:
             heartbeats.cancel()
             metrics.checkpoint_saves.add(checkpoint.saves)
 
-        key = signatures_key(info)
-        await self.store.put_json(key, state.signatures, ttl_seconds=SIGNATURES_TTL_SECONDS)
-        await checkpoint.clear()
-        return FingerprintResult(
-            signatures_key=key,
-            stats=FingerprintStats(
-                computed=computed, restored=restored, memoized=memoized, attempt=info.attempt
-            ),
+        await self.store.put_json(
+            request.signatures_key, state.signatures, ttl_seconds=PIPELINE_DATA_TTL_SECONDS
         )
+        await checkpoint.clear()
+        return FingerprintStats(
+            computed=computed, restored=restored, memoized=memoized, attempt=info.attempt
+        )
+
+    async def _documents(self, key: str) -> list[DocumentRef]:
+        stored = await self.store.get(key)
+        if stored is None:  # stage 1 stored them; they can only be gone if the store lost them
+            raise ApplicationError(
+                f"documents {key} are not in the state store", type="MissingInput"
+            )
+        return FetchResult.model_validate_json(stored).documents
 
     async def _text(self, sha256: str) -> str:
         body = await self.store.get(body_key(sha256))

@@ -1,0 +1,169 @@
+"""The scale run: the whole pipeline over thousands of small documents on three workers.
+
+Everything is real and local: the embedded dev server, three worker processes sharing the
+project's default state store (one CPU process each, as three one-core pods), a corpus
+server in its own process, and `python -m <package> run --json --urls-file` as the starter.
+Every 500th document is a near-copy of one 250 documents earlier, in another batch, so the
+cross-batch grouping has something to find.
+
+Printed per run: documents per second, the largest payload and the most events in any one
+history (the parent's runs and every batch's), and the peak resident memory of each worker
+process (VmHWM) and of its pool process. Memory should not grow with the documents.
+
+    python -m bench.scale                      # 1,000 then 10,000 documents
+    python -m bench.scale --documents 2000 --batch-size 250 --parallel-batches 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+from drill.ha import ENV_PREFIX, PACKAGE, Cluster
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+)
+
+from .limits import Limits, measure
+
+WORKERS = 3
+WORDS = 150
+NEAR_EVERY, NEAR_BACK = 500, 250
+MIB = 1024 * 1024
+
+
+@dataclass
+class Run:
+    documents: int
+    seconds: float
+    groups: int
+    limits: Limits
+    worker_peaks: list[int]
+    pool_peaks: list[int]
+
+
+def peak_rss(pid: int) -> int:
+    """Peak resident memory of a live process, in bytes (Linux: VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for {pid}")
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def corpus(base_url: str, documents: int) -> list[str]:
+    urls = [f"{base_url}/scale/{i}" for i in range(documents)]
+    for i in range(NEAR_EVERY, documents, NEAR_EVERY):
+        urls[i] = f"{base_url}/scale/{i - NEAR_BACK}/near"
+    return urls
+
+
+async def one_run(
+    workdir: Path, base_url: str, documents: int, batch_size: int, parallel: int
+) -> Run:
+    cluster = Cluster(workdir)
+    try:
+        await cluster.start_server()
+        store_url, _ = await cluster.start_stores()
+        workers = [
+            await cluster.start_worker("scale", store_url, cpu_processes=1) for _ in range(WORKERS)
+        ]
+        urls_file = workdir / "urls.txt"
+        urls_file.write_text("\n".join(corpus(base_url, documents)) + "\n")
+        env = {
+            "TEMPORAL_ADDRESS": cluster.address,
+            f"{ENV_PREFIX}TASK_QUEUE": "scale",
+            f"{ENV_PREFIX}STATE_STORE_URL": store_url,
+            f"{ENV_PREFIX}BATCH_SIZE": str(batch_size),
+            f"{ENV_PREFIX}PARALLEL_BATCHES": str(parallel),
+        }
+        started = time.perf_counter()
+        starter = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", PACKAGE, "run", "--json", "--urls-file", str(urls_file),
+             "--workflow-id", "scale"],
+            env={**_clean_env(), **env}, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        if starter.returncode != 0:
+            raise RuntimeError(f"run failed ({starter.returncode}): {starter.stderr[-2000:]}")
+        report = json.loads(starter.stdout)
+        if len(report["documents"]) + len(report["failed"]) != documents:
+            raise RuntimeError("the report does not list every document")
+        client = await Client.connect(cluster.address)
+        limits = await measure(client, "scale")
+        worker_peaks = [peak_rss(w.pid) for w in workers]
+        pool_peaks = [max((peak_rss(c) for c in children(w.pid)), default=0) for w in workers]
+        return Run(documents, seconds, len(report["duplicates"]), limits, worker_peaks, pool_peaks)
+    finally:
+        await cluster.stop()
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+
+
+def mib(values: list[int]) -> str:
+    return " ".join(f"{v / MIB:.0f}" for v in values)
+
+
+async def main() -> None:
+    defaults = Settings(_env_file=None)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--parallel-batches", type=int, default=defaults.parallel_batches)
+    args = parser.parse_args()
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.latency_server", "0", str(WORDS)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        base_url = server.stdout.readline().strip()
+        print(
+            f"Scale run: {WORKERS} workers (1 CPU process each), {WORDS}-word documents, "
+            f"batches of {args.batch_size}, {args.parallel_batches} at once"
+        )
+        print(
+            f"  {'documents':>9} {'seconds':>8} {'docs/s':>7} {'groups':>6} {'histories':>9} "
+            f"{'most events':>11} {'largest payload':>15}  peak RSS MiB: workers | pools"
+        )
+        for documents in args.documents:
+            with tempfile.TemporaryDirectory() as tmp:
+                run = await one_run(
+                    Path(tmp), base_url, documents, args.batch_size, args.parallel_batches
+                )
+            limits = run.limits
+            print(
+                f"  {run.documents:>9} {run.seconds:>8.1f} {run.documents / run.seconds:>7.1f} "
+                f"{run.groups:>6} {limits.histories:>9} {limits.most_events:>11} "
+                f"{limits.largest_payload:>13} B  {mib(run.worker_peaks)} | {mib(run.pool_peaks)}",
+                flush=True,
+            )
+        print("  targets: largest payload < 1 MB, < 10,000 events per history, "
+              "peak worker memory < 250 MiB and about the same at every size")  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
