@@ -96,7 +96,7 @@ async def start_pipeline(
 
 
 def only_batch(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
-    """The pipeline's batch: these corpora are smaller than one batch (100 URLs)."""
+    """The pipeline's only batch: these corpora are smaller than the default batch size."""
     return handle._client.get_workflow_handle(batch_workflow_id(handle.id, 0))
 
 

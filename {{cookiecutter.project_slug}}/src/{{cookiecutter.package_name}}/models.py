@@ -28,8 +28,8 @@ class MinHashParams(BaseModel):
 class PipelineOptions(BaseModel):
     """How the workflow orchestrates its stages; the starter fills these from settings."""
 
-    batch_size: int = Field(100, ge=1, le=MAX_BATCH_SIZE)
-    """URLs per batch (one child workflow); 100 was chosen by `make bench`'s scale run."""
+    batch_size: int = Field(250, ge=1, le=MAX_BATCH_SIZE)
+    """URLs per batch (one child workflow); 250 was chosen by `make bench`'s scale run."""
     parallel_batches: int = Field(4, ge=1, le=1000)
     heartbeat_timeout_seconds: float = Field(30.0, gt=0)
     activity_start_to_close_seconds: float = Field(3600.0, gt=0)

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(10 * 1024 * 1024, ge=1)
     """A body larger than this is reported as failed instead of being stored."""
 
-    batch_size: int = Field(100, ge=1, le=2000)
+    batch_size: int = Field(250, ge=1, le=2000)
     """URLs per batch: one child workflow fetches and fingerprints them (starter side). The
     default and bounds of `models.PipelineOptions.batch_size`."""
 

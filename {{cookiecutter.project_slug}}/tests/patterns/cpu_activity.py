@@ -14,7 +14,13 @@ import sys
 
 from temporalio.testing import ActivityEnvironment
 from yourpackage.activities.fingerprint import FingerprintActivities
-from yourpackage.models import DocumentRef, FingerprintRequest, MinHashParams, body_key
+from yourpackage.models import (
+    DocumentRef,
+    FetchResult,
+    FingerprintRequest,
+    MinHashParams,
+    body_key,
+)
 from yourpackage.pool import CpuPool
 from yourpackage.store import SqliteStateStore
 
@@ -35,8 +41,13 @@ async def main(db: str) -> None:
             documents.append(
                 DocumentRef(url=f"http://x/{name}", sha256=sha256, bytes=len(body), words=12)
             )
+        # The documents' list is in the store too (the fetch pattern puts it there).
+        listed = FetchResult(documents=documents).model_dump_json().encode()
+        await store.put("documents:smoke", listed)
         request = FingerprintRequest(
-            documents=documents, minhash=MinHashParams(num_perm=32, shingle_size=2)
+            documents_key="documents:smoke",
+            signatures_key="signatures:smoke",
+            minhash=MinHashParams(num_perm=32, shingle_size=2),
         )
         with CpuPool(2) as pool:
             activities = FingerprintActivities(
@@ -48,14 +59,14 @@ async def main(db: str) -> None:
                 memo_ttl_seconds=600,
             )
             first = await ActivityEnvironment().run(activities.fingerprint_documents, request)
-            assert (first.stats.computed, first.stats.memoized) == (3, 0), first.stats
-            signatures = await store.get_json(first.signatures_key)
+            assert (first.computed, first.memoized) == (3, 0), first
+            signatures = await store.get_json(request.signatures_key)
             assert sorted(signatures) == sorted(d.sha256 for d in documents)
             assert all(len(signature) == 32 for signature in signatures.values())
 
             again = await ActivityEnvironment().run(activities.fingerprint_documents, request)
-            assert (again.stats.computed, again.stats.memoized) == (0, 3), again.stats
-            assert await store.get_json(again.signatures_key) == signatures
+            assert (again.computed, again.memoized) == (0, 3), again
+            assert await store.get_json(request.signatures_key) == signatures
 
 
 if __name__ == "__main__":

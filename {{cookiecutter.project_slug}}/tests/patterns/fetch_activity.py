@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from temporalio.testing import ActivityEnvironment
 from yourpackage.activities.fetch import FetchActivities
-from yourpackage.models import FetchBatch, body_key
+from yourpackage.models import FetchRequest, FetchResult, body_key
 from yourpackage.store import SqliteStateStore
 
 CONCURRENCY = 2
@@ -63,7 +63,12 @@ async def main(db: str) -> None:
             fetch = FetchActivities(
                 store, concurrency=CONCURRENCY, timeout_seconds=5, retries=1, max_bytes=10_000
             )
-            result = await ActivityEnvironment().run(fetch.fetch_documents, FetchBatch(urls=urls))
+            request = FetchRequest(urls=urls, documents_key="documents:smoke")
+            summary = await ActivityEnvironment().run(fetch.fetch_documents, request)
+            assert (summary.fetched, summary.failed) == (6, 2), summary
+            stored = await store.get(request.documents_key)  # the lists: in the store
+            assert stored is not None
+            result = FetchResult.model_validate_json(stored)
             assert [d.url for d in result.documents] == urls[:6]
             assert [f.url for f in result.failed] == urls[6:], result.failed
             for document in result.documents:

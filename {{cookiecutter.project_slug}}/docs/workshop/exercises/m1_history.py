@@ -9,5 +9,6 @@ WORKFLOW_ID = ""
 # The type of the event with id 5 in that workflow's history, as the UI shows it.
 FIFTH_EVENT_TYPE = ""
 
-# The activity type (its name) of the first activity that the workflow scheduled.
+# The activity type (its name) of the first activity that the pipeline's first batch (the
+# child workflow named `<workflow id>-batch-000000`) scheduled.
 FIRST_ACTIVITY_TYPE = ""
