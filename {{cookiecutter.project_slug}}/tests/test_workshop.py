@@ -96,6 +96,7 @@ async def test_module_1_check_reads_the_pipeline_run(temporal_env: WorkflowEnvir
         await worker.wait()
     check_env = {**os.environ, "TEMPORAL_ADDRESS": address}
     text = await run_check(1, solution=True, env=check_env)
-    assert "event 5 is EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: right" in text
+    assert "event 5 is EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED: right" in text
+    assert "the first batch, workshop-1-batch-000000, is fetch_documents: right" in text
     text = await run_check(1, solution=False, env=check_env)
     assert "WORKFLOW_ID is empty" in text
