@@ -107,8 +107,8 @@ async def summary(store: StateStore, result: PipelineResult, workflow_id: str) -
     fp = stats.fingerprint
     lines = [
         f"Workflow {workflow_id}: fetched {stats.fetched} of {stats.urls} URLs "
-        f"({stats.bytes:,} bytes, {stats.words:,} words) in {stats.batches} batches, "
-        f"{stats.seconds:.2f}s.",
+        f"({stats.bytes:,} bytes, {stats.words:,} words) in {stats.seconds:.2f}s, "
+        f"{stats.batches} batch{'' if stats.batches == 1 else 'es'}.",
         f"Fingerprints: {fp.computed} computed, {fp.memoized} memoized, "
         f"{fp.restored} restored from a checkpoint (most attempts: {fp.attempt}).",
     ]
