@@ -13,6 +13,7 @@ terminal, a plain line per change otherwise (logs, CI).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import uuid
 from collections.abc import Iterable
@@ -38,6 +39,7 @@ from .store import StateStore, open_store
 from .workflows import PipelineWorkflow
 
 PROGRESS_POLL_SECONDS = 0.5
+PROGRESS_STOP_SECONDS = 5.0
 DEV_SERVER_UI_PORT = 8233
 
 
@@ -129,15 +131,19 @@ async def _wait_and_print(
 
     # Without a run id, queries go to the latest run, also after a continue-as-new.
     latest = client.get_workflow_handle_for(PipelineWorkflow.run, handle.id)
-    reporter = asyncio.create_task(_report_progress(latest, tty=sys.stderr.isatty()))
+    done = asyncio.Event()
+    reporter = asyncio.create_task(_report_progress(latest, done, tty=sys.stderr.isatty()))
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
         print(f"error: pipeline failed: {_reason(exc)}", file=sys.stderr)
         return 1
     finally:
-        reporter.cancel()
-        await asyncio.gather(reporter, return_exceptions=True)  # let it end its line
+        # Let a query in flight finish: a query abandoned mid-way makes the worker log a
+        # "query task not found" warning when it answers.
+        done.set()
+        with contextlib.suppress(TimeoutError):  # past the limit, wait_for cancels it
+            await asyncio.wait_for(reporter, PROGRESS_STOP_SECONDS)
 
     try:
         if as_json:
@@ -181,12 +187,13 @@ def progress_bar(progress: Progress, width: int = 30) -> str:
 
 
 async def _report_progress(
-    handle: WorkflowHandle[PipelineWorkflow, PipelineResult], *, tty: bool
+    handle: WorkflowHandle[PipelineWorkflow, PipelineResult], done: asyncio.Event, *, tty: bool
 ) -> None:
-    """Show progress on stderr: redrawn in place on a terminal, a line per change otherwise."""
+    """Show progress on stderr until `done` is set: redrawn in place on a terminal, a line
+    per change otherwise."""
     last: Progress | None = None
     try:
-        while True:
+        while not done.is_set():
             try:
                 progress = await handle.query(PipelineWorkflow.progress)
             except TemporalError:
@@ -199,7 +206,8 @@ async def _report_progress(
                 else:
                     print(f"  {progress.stage}: {progress.done}/{progress.total}", file=sys.stderr)
                 last = progress
-            await asyncio.sleep(PROGRESS_POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), PROGRESS_POLL_SECONDS)
     finally:
         if tty and last is not None:
             print(file=sys.stderr)  # leave the last bar on its own line
