@@ -63,10 +63,7 @@ class Totals(BaseModel):
     failed: int = 0
     bytes: int = 0
     words: int = 0
-    computed: int = 0
-    restored: int = 0
-    memoized: int = 0
-    max_attempt: int = 0
+    fingerprint: FingerprintStats = Field(default_factory=lambda: FingerprintStats())
 
     def add(self, batch: BatchResult) -> None:
         self.batches += 1
@@ -75,10 +72,7 @@ class Totals(BaseModel):
         self.failed += batch.failed
         self.bytes += batch.bytes
         self.words += batch.words
-        self.computed += batch.fingerprint.computed
-        self.restored += batch.fingerprint.restored
-        self.memoized += batch.fingerprint.memoized
-        self.max_attempt = max(self.max_attempt, batch.fingerprint.attempt)
+        self.fingerprint = self.fingerprint.plus(batch.fingerprint)
 
 
 class Carried(BaseModel):
@@ -172,6 +166,15 @@ class FingerprintStats(BaseModel):
     restored: int = 0
     memoized: int = 0
     attempt: int = 0
+
+    def plus(self, other: FingerprintStats) -> FingerprintStats:
+        """Both batches' counts summed; `attempt` is the most attempts either needed."""
+        return FingerprintStats(
+            computed=self.computed + other.computed,
+            restored=self.restored + other.restored,
+            memoized=self.memoized + other.memoized,
+            attempt=max(self.attempt, other.attempt),
+        )
 
 
 class BatchResult(BaseModel):

@@ -144,18 +144,13 @@ class PipelineWorkflow:
         totals = carried.totals
 
         def batch_input(index: int) -> BatchInput:
-            if request.staged is not None:
-                return BatchInput(
-                    data_key=data_key,
-                    index=index,
-                    urls_key=request.staged.key(index),
-                    options=options,
-                )
-            start = index * options.batch_size
+            """Batch `index`: its chunk of the staged URLs by key, or its slice of `urls`."""
+            staged, start = request.staged, index * options.batch_size
             return BatchInput(
                 data_key=data_key,
                 index=index,
-                urls=urls[start : start + options.batch_size],
+                urls=[] if staged is not None else urls[start : start + options.batch_size],
+                urls_key=staged.key(index) if staged is not None else None,
                 options=options,
             )
 
@@ -225,12 +220,7 @@ class PipelineWorkflow:
                 words=totals.words,
                 batches=totals.batches,
                 seconds=round(workflow.now().timestamp() - carried.started_at, 3),
-                fingerprint=FingerprintStats(
-                    computed=totals.computed,
-                    restored=totals.restored,
-                    memoized=totals.memoized,
-                    attempt=totals.max_attempt,
-                ),
+                fingerprint=totals.fingerprint,
             ),
             duplicate_groups=duplicates.groups,
         )
