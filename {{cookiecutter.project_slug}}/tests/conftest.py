@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sqlite3
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +33,7 @@ from {{ cookiecutter.package_name }}.store import (
     open_store,
 )
 
+from .gate import Gate
 from .http_site import LocalSite
 from .redis_server import RedisServer
 
@@ -153,24 +156,162 @@ def address_of(client: Client) -> str:
     return client.service_client.config.target_host
 
 
+_own_groups: set[int] = set()  # process groups the tests made (a worker leads each)
+
+
+async def run_process(
+    *command: str, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> tuple[int, str]:
+    """Run `command`; return its exit code and its output (stdout and stderr, in order).
+
+    It runs in a process group of its own; however this ends (a timeout, a failed test, a
+    cancellation), the group is killed, so nothing it started (a worker, a server) is left.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    _own_groups.add(process.pid)
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+_worker_logs: dict[int, list[str]] = {}
+_drains: set[asyncio.Task[None]] = set()
+
+
 async def start_worker(
-    env: dict[str, str], *, own_group: bool = False
+    env: dict[str, str], *, own_group: bool = False, gate: Gate | None = None
 ) -> asyncio.subprocess.Process:
     """`python -m <package> worker` as a process; returns once it logged that it is polling.
 
     With `own_group`, the worker leads a process group of its own (its pool children join
-    it), as in a pod, so a test can signal the whole group.
+    it), as in a pod, so a test can signal the whole group. With `gate`, the worker's state
+    store is behind that gate (tests/gate.py, `python -m tests.gated_worker`).
+
+    The worker's log is read all along (a full pipe would stall it) and kept for
+    `worker_log`. Prefer `running_worker`, which also stops the worker however the test ends.
     """
+    command = ["-m", "tests.gated_worker"] if gate else ["-m", PACKAGE, "worker"]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        PACKAGE,
-        "worker",
-        env=env,
+        *command,
+        env={**env, **gate.env()} if gate else env,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=own_group,
     )
+    if own_group:
+        _own_groups.add(process.pid)
     assert process.stderr is not None
-    while b"worker started" not in (line := await asyncio.wait_for(process.stderr.readline(), 30)):
-        assert line, "worker exited before it started"
+    log = _worker_logs[process.pid] = []
+    started = asyncio.Event()
+
+    async def drain(stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            log.append(line.decode(errors="replace"))
+            if "worker started" in log[-1]:
+                started.set()
+
+    task = asyncio.create_task(drain(process.stderr))
+    _drains.add(task)
+    task.add_done_callback(_drains.discard)
+    waiting = asyncio.create_task(started.wait())
+    await asyncio.wait([waiting, task], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if not started.is_set():
+        waiting.cancel()
+        await stop_worker(process)
+        raise AssertionError(f"the worker did not start:\n{worker_log(process)}")
     return process
+
+
+def worker_log(process: asyncio.subprocess.Process) -> str:
+    """Everything the worker has written to stderr so far (for assertion messages)."""
+    return "".join(_worker_logs.get(process.pid, []))
+
+
+async def stop_worker(process: asyncio.subprocess.Process) -> None:
+    """Make sure the worker (and, if it leads one, its process group) is gone.
+
+    A test stops its workers itself to check how they exit; this is the `finally` that
+    catches whatever is left when it failed on the way.
+    """
+    if process.pid in _own_groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # its pool children too
+    elif process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    env: dict[str, str], *, own_group: bool = False, gate: Gate | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`start_worker`, stopped (killed if need be) when the block ends, however it ends."""
+    process = await start_worker(env, own_group=own_group, gate=gate)
+    try:
+        yield process
+    finally:
+        await stop_worker(process)
+
+
+def _leftover_processes() -> list[str]:
+    """Processes this test session started that are still alive: descendants of this
+    process, and members of the process groups tests made (children of a killed worker are
+    re-parented, but stay in its group). `ps` works on Linux and macOS alike."""
+    lister = subprocess.Popen(
+        ["ps", "-A", "-ww", "-o", "pid=,ppid=,pgid=,stat=,args="], stdout=subprocess.PIPE, text=True
+    )
+    out, _ = lister.communicate(timeout=30)
+    rows = [line.split(None, 4) for line in out.splitlines()]
+    # Zombies (state Z) have ended already; their parent just has not reaped them yet.
+    table = {
+        int(r[0]): (int(r[1]), int(r[2]), r[4] if len(r) > 4 else "")
+        for r in rows
+        if not r[3].startswith("Z")
+    }
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found = {pid for pid, (_, pgid, _) in table.items() if pgid in _own_groups}
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    found.discard(lister.pid)
+    # multiprocessing's resource tracker serves this process until it exits; it is not a test's.
+    return [
+        f"{pid} {table[pid][2]}"
+        for pid in sorted(found)
+        if pid in table and "multiprocessing.resource_tracker" not in table[pid][2]
+    ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a process a test started outlived it (and kill it, so nothing hangs:
+    a leaked worker holds the pipes of whatever runs this suite)."""
+    left = _leftover_processes()
+    if not left:
+        return
+    for line in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = "processes started by the tests were still running (killed now):"
+    if reporter is not None:
+        reporter.write_line(f"\nERROR: {message}", red=True)
+        for line in left:
+            reporter.write_line(f"  {line}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

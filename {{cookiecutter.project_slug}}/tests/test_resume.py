@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from {{ cookiecutter.package_name }}.metrics import (
@@ -52,13 +51,21 @@ from .conftest import (
     count_keys,
     free_port,
     make_settings,
+    running_worker,
     service_env,
-    start_worker,
+    worker_log,
 )
+from .gate import Gate, GatedStore
 from .http_site import LocalSite
 from .redis_server import RedisServer
 from .test_metrics import scrape, totals
 
+ACTIVITY_ENDINGS = (
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+)
 CHECKPOINT_EVERY = 4
 CHUNK = 2
 PROCESSES = 2
@@ -107,32 +114,6 @@ async def report_of(handle: WorkflowHandle[Any, PipelineResult], store_url: str)
         return await read_report(store, result, handle.id)
 
 
-async def fingerprint_progress(handle: WorkflowHandle[Any, Any]) -> int:
-    """Signatures done so far, from the heartbeat details of the running CPU activity."""
-    batch = only_batch(handle)
-    try:
-        description = await batch.describe()
-    except RPCError:  # the batch has not started yet
-        return 0
-    for pending in description.raw_description.pending_activities:
-        if (
-            pending.activity_type.name == "fingerprint_documents"
-            and pending.heartbeat_details.payloads
-        ):
-            details = await batch._client.data_converter.decode(pending.heartbeat_details.payloads)
-            return int(details[0]["done"])
-    return 0
-
-
-async def wait_for_progress(handle: WorkflowHandle[Any, Any], at_least: int) -> int:
-    for _ in range(600):
-        done = await fingerprint_progress(handle)
-        if done >= at_least:
-            return done
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the CPU stage never reached {at_least} signatures")
-
-
 def memoized_signatures(store_url: str) -> int:
     """Signatures finished so far: each is memoized the moment its chunk comes back."""
     return count_keys(store_url, "memo:minhash:")
@@ -169,34 +150,32 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
     site: LocalSite,
     store_url: str,
     task_queue: str,
+    tmp_path: Path,
     clean_kill_result: PipelineReport,
 ) -> None:
     urls = corpus(site, "kill", count=36)
     env = worker_env(client, task_queue, store_url)
-    first = await start_worker(env, own_group=True)
-    handle = await start_pipeline(client, task_queue, urls)
-    await wait_for_progress(handle, CHECKPOINT_EVERY)  # a checkpoint has been saved
-    stop_group(first, signal.SIGKILL)
-    await first.wait()
+    gate = Gate(tmp_path / "gate")
+    async with running_worker(env, own_group=True, gate=gate) as first:
+        handle = await start_pipeline(client, task_queue, urls)
+        # A checkpoint is saved and the stage is held mid-way: it cannot be over when we kill.
+        await gate.wait_held(process=first)
+        stop_group(first, signal.SIGKILL)
+        await first.wait()
     finished_before_kill = memoized_signatures(store_url)
 
     metrics_port = free_port()
-    second = await start_worker(
-        worker_env(client, task_queue, store_url, metrics_port=metrics_port), own_group=True
-    )
-    try:
+    env = worker_env(client, task_queue, store_url, metrics_port=metrics_port)
+    async with running_worker(env, own_group=True) as second:
         result = await report_of(handle, store_url)
         metrics = totals(await asyncio.to_thread(scrape, metrics_port))
-    finally:
-        stop_group(second, signal.SIGTERM)
-        await second.wait()
 
     expected = clean_kill_result  # the same corpus, uninterrupted, on a fresh store
     assert result.documents == expected.documents
     assert result.duplicates == expected.duplicates
     assert result.duplicates == sorted([sorted([urls[0], urls[-2]]), sorted([urls[1], urls[-1]])])
     fp = result.stats.fingerprint
-    assert fp.attempt >= 2
+    assert fp.attempt >= 2, worker_log(second)
     assert fp.restored >= CHECKPOINT_EVERY
     # Nothing finished before the kill was computed again: what the checkpoint did not
     # hold, the memo did. The checkpoint alone lagged by at most one interval plus the
@@ -216,55 +195,55 @@ async def test_sigterm_mid_cpu_stage_drains_without_a_failed_activity(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str
 ) -> None:
     urls = corpus(site, "drain", count=16)
-    worker = await start_worker(
-        worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"), graceful_shutdown_seconds=30),
-        own_group=True,
-    )
-    handle = await start_pipeline(client, task_queue, urls)
-    await wait_for_progress(handle, 2)
-    stop_group(worker, signal.SIGINT)  # Ctrl-C in a terminal: the whole group gets it
-    assert await asyncio.wait_for(worker.wait(), 60) == 0
+    env = worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"), graceful_shutdown_seconds=30)
+    gate = Gate(tmp_path / "gate")
+    async with running_worker(env, own_group=True, gate=gate) as worker:
+        handle = await start_pipeline(client, task_queue, urls)
+        try:
+            await gate.wait_held(process=worker)  # mid-stage, and held there
+            stop_group(worker, signal.SIGINT)  # Ctrl-C in a terminal: the whole group gets it
+            await poll(lambda: "draining" in worker_log(worker), "the worker to start draining")
+            gate.open()  # the rest of the stage now runs during the drain
+            assert await asyncio.wait_for(worker.wait(), 60) == 0, worker_log(worker)
 
-    events = [e async for e in only_batch(handle).fetch_history_events()]
+            events = [e async for e in only_batch(handle).fetch_history_events()]
+        finally:
+            await handle.terminate("test over")
     kinds = [e.event_type for e in events]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in kinds
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT not in kinds
     # Fetch, then the fingerprint activity, which finished during the drain.
     assert kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) == 2
-    await handle.terminate("test over")
 
 
-async def test_cancelling_the_workflow_stops_the_cpu_work_promptly(
+async def test_cancelling_the_workflow_stops_the_cpu_work(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str
 ) -> None:
-    urls = corpus(site, "cancel", count=60)  # cancelled long before the end
-    worker = await start_worker(
-        worker_env(client, task_queue, sqlite_url(tmp_path, "s.db")), own_group=True
-    )
-    try:
+    """The stage is held mid-way, so it can only end by the cancellation reaching it."""
+    urls = corpus(site, "cancel", count=16)
+    gate = Gate(tmp_path / "gate")
+    env = worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"))
+    async with running_worker(env, own_group=True, gate=gate) as worker:
         handle = await start_pipeline(client, task_queue, urls)
-        await wait_for_progress(handle, 2)
+        await gate.wait_held(process=worker)
         await handle.cancel()
         # The cancellation goes from the pipeline to its batch, and on to the batch's activity.
         batch = only_batch(handle)
 
-        async def cancelled_activity() -> Any:
+        async def cpu_activity_outcome() -> EventType.ValueType | None:
+            """How the fingerprint activity ended, once it has (the fetch ends before it starts)."""
+            scheduled = False
             async for event in batch.fetch_history_events():
-                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
-                    return event
+                attributes = event.activity_task_scheduled_event_attributes
+                if attributes.activity_type.name == "fingerprint_documents":
+                    scheduled = True
+                elif scheduled and event.event_type in ACTIVITY_ENDINGS:
+                    return event.event_type
             return None
 
-        cancelled = await poll(cancelled_activity, "the activity's cancellation", timeout=10)
-        requested = await anext(
-            e
-            async for e in handle.fetch_history_events()
-            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
-        )
-        delay = cancelled.event_time.ToDatetime() - requested.event_time.ToDatetime()
-        assert delay.total_seconds() < 2.0
-    finally:
-        stop_group(worker, signal.SIGTERM)
-        await worker.wait()
+        outcome = await poll(cpu_activity_outcome, "the CPU activity to end", timeout=60)
+        assert outcome == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED, worker_log(worker)
+        assert not gate.open_file.exists()  # nothing but the cancellation let it go
 
 
 async def poll(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -309,13 +288,15 @@ async def test_redis_down_mid_cpu_stage_fails_the_attempt_and_the_retry_finishes
         checkpoint_every_seconds=60,
     )
     try:
+        gate = Gate(tmp_path / "gate")
         async with (
             open_store(settings.state_store_url) as store,
-            build_worker(client, settings, store, pool),
+            build_worker(client, settings, GatedStore(store, gate), pool),
         ):
             handle = await start_pipeline(client, task_queue, corpus(site, "kill", count=36))
-            await poll(lambda: count_keys(server.url(), "checkpoint:"), "a checkpoint")
+            await gate.wait_held()  # a checkpoint is saved; the stage is held mid-way
             server.kill()
+            gate.open()  # the held calls now meet a dead Redis
             failure = await poll(
                 lambda: failed_attempt_message(handle, "fingerprint_documents"), "a failed attempt"
             )

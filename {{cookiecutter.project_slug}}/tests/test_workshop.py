@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -19,7 +20,7 @@ from {{ cookiecutter.package_name }}.devstack import (
     serve_samples,
 )
 
-from .conftest import address_of, free_port, service_env, start_worker
+from .conftest import address_of, free_port, run_process, running_worker, service_env, worker_log
 
 EXERCISES = os.environ.get("WORKSHOP_EXERCISES") == "1"
 exercises_only = pytest.mark.skipif(
@@ -29,23 +30,20 @@ exercises_only = pytest.mark.skipif(
 
 async def run_check(module: int, *, solution: bool, env: dict[str, str] | None = None) -> str:
     """Run `python -m docs.workshop.check` and return its output; assert its exit code."""
-    process = await asyncio.create_subprocess_exec(
+    code, text = await run_process(
         sys.executable,
         "-m",
         "docs.workshop.check",
         str(module),
         *(["--solution"] if solution else []),
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        timeout=180,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), 180)
-    text = output.decode()
     if solution:
-        assert process.returncode == 0, text
+        assert code == 0, text
         assert f"PASS: module {module}" in text, text
     else:
-        assert process.returncode == 1, text
+        assert code == 1, text
         assert "NOT YET: " in text, text
     return text
 
@@ -71,14 +69,19 @@ async def test_checks_fail_on_the_exercises() -> None:
     await run_checks(solution=False)
 
 
-async def test_module_1_check_reads_the_pipeline_run(temporal_env: WorkflowEnvironment) -> None:
+async def test_module_1_check_reads_the_pipeline_run(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
     """Module 1 as a learner does it: a worker, `run --workflow-id workshop-1`, the check."""
     address = address_of(temporal_env.client)
-    env = service_env(address, task_queue=f"test-{uuid.uuid4().hex[:8]}")
-    worker = await start_worker(env)
-    try:
+    env = service_env(
+        address,
+        task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        state_store_url=f"sqlite:///{tmp_path / 'state.db'}",  # never the bake's default store
+    )
+    async with running_worker(env) as worker:
         with serve_samples(free_port()) as urls:
-            run = await asyncio.create_subprocess_exec(
+            code, output = await run_process(
                 sys.executable,
                 "-m",
                 "{{ cookiecutter.package_name }}",
@@ -87,11 +90,8 @@ async def test_module_1_check_reads_the_pipeline_run(temporal_env: WorkflowEnvir
                 "workshop-1",
                 *urls,
                 env=env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
             )
-            assert await asyncio.wait_for(run.wait(), 120) == 0
-    finally:
+            assert code == 0, f"{output}\nworker:\n{worker_log(worker)}"
         worker.send_signal(signal.SIGTERM)
         await worker.wait()
     check_env = {**os.environ, "TEMPORAL_ADDRESS": address}

@@ -99,8 +99,14 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings) -> None:
-    """Serve health and metrics, connect, run until SIGTERM or SIGINT, then drain and return."""
+async def run_worker(
+    settings: Settings, *, wrap_store: Callable[[StateStore], StateStore] | None = None
+) -> None:
+    """Serve health and metrics, connect, run until SIGTERM or SIGINT, then drain and return.
+
+    `wrap_store` lets a test put a wrapper around the state store the activities use (a gate
+    that holds them at a known point: tests/gate.py); the service itself passes none.
+    """
     runtime = _telemetry(settings.metrics_port)  # serves /metrics from here on
     worker: Worker | None = None
     stop = asyncio.Event()
@@ -121,6 +127,8 @@ async def run_worker(settings: Settings) -> None:
                 open_store(settings.state_store_url, password=store_password) as store,
                 LoopWatchdog(settings.loop_lag_warning_seconds) as watchdog,
             ):
+                if wrap_store is not None:
+                    store = wrap_store(store)
                 worker = build_worker(client, settings, store, pool, [watchdog.interceptor])
                 _log_started(worker, settings)
                 await run_until_stopped(worker, stop)

@@ -1,0 +1,51 @@
+"""The suite's own guard: a process a test leaves running fails the run, by name.
+
+tests/conftest.py checks at the end of every session that nothing the tests started
+(workers, servers, helpers, and the children of any process group they made) is still
+alive. Here a throwaway test leaks a process on purpose, in a pytest of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def running(marker: str) -> bool:
+    listing = subprocess.run(
+        ["ps", "-A", "-ww", "-o", "stat=,args="], capture_output=True, text=True, check=True
+    )
+    return any(
+        marker in line and not line.lstrip().startswith("Z") for line in listing.stdout.splitlines()
+    )
+
+
+def test_a_process_left_running_fails_the_run_and_is_named(tmp_path: Path) -> None:
+    marker = f"leak-{uuid.uuid4().hex[:8]}"
+    probe = tmp_path / "test_probe.py"
+    sleeper = f"[sys.executable, '-c', 'import time; time.sleep(300)', {marker!r}]"
+    probe.write_text(
+        "import subprocess\n"
+        "import sys\n\n\n"
+        "def test_leaks() -> None:\n"
+        f"    subprocess.Popen({sleeper})\n"
+    )
+    options = ["-p", "tests.conftest", "-p", "no:cacheprovider", "-q", "-c", os.devnull]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *options, "--rootdir", str(tmp_path), str(probe)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "1 passed" in output, output  # the test itself passed: the guard failed the run
+    assert "processes started by the tests were still running" in output, output
+    assert marker in output, output  # named
+    assert not running(marker)  # and killed
