@@ -72,6 +72,9 @@ DEPENDENCY_MODULES: frozenset[str] = frozenset(
         "tests",
         "src",
         "docs",  # `python -m docs.workshop.check` imports it (workshop=yes)
+        "bench",  # `python -m bench`
+        "drill",  # `python -m drill`
+        "yourpackage",  # the placeholder package of tests/patterns/ (docs/patterns.md)
     }
 )
 
@@ -142,6 +145,8 @@ def check_package_name(value: str) -> str | None:
             f"package_name {value!r} is not a valid Python identifier"
             " (letters, digits and _, not starting with a digit)"
         )
+    if value != value.lower():
+        return f"package_name {value!r} must be lower case (PEP 8 module names)"
     if keyword.iskeyword(value):
         return f"package_name {value!r} is a Python keyword"
     if keyword.issoftkeyword(value):

@@ -38,6 +38,14 @@ BAD_ANSWERS = [
     ({"package_name": "café"}, "error: package_name 'café' must be ASCII"),
     ({"package_name": "class"}, "error: package_name 'class' is a Python keyword"),
     (
+        {"package_name": "Invoices"},
+        "error: package_name 'Invoices' must be lower case (PEP 8 module names)",
+    ),
+    (
+        {"package_name": "drill"},
+        "error: package_name 'drill' shadows 'drill', which the generated project uses",
+    ),
+    (
         {"package_name": "match"},
         "error: package_name 'match' is a Python soft keyword (match, case, type, _)",
     ),
@@ -132,7 +140,7 @@ def test_good_emails(email: str) -> None:
     assert PRE.check_author_email(email) is None
 
 
-@pytest.mark.parametrize("name", ["service", "my_service", "_private", "svc2", "Temporal_Svc"])
+@pytest.mark.parametrize("name", ["service", "my_service", "_private", "svc2", "temporal_svc"])
 def test_good_package_names(name: str) -> None:
     assert PRE.check_package_name(name) is None
 
