@@ -13,15 +13,17 @@ PYTEST_ARGS ?=
 UV_SYNC_FLAGS ?= $(if $(CI),--locked,)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format demo clean
+.PHONY: help install test test-every-bake lint format demo clean pins
 
 help:
 	@echo "make demo     bake the default project into $(DEMO_DIR)/ and run its sample pipeline"
 	@echo "make test     lint, then the template's whole test suite (bakes and tests projects)"
+	@echo "make test-every-bake  the generated make test of every combination of options (~1.5 h)"
 	@echo "make lint     ruff check and ruff format --check on hooks/ and tests/"
 	@echo "make format   let ruff fix and format hooks/ and tests/"
 	@echo "make install  create $(VENV)/ with the template's dev tools (done by the others)"
 	@echo "make clean    remove $(VENV)/, $(DEMO_DIR)/ and caches"
+	@echo "make pins     move the uv.lock every bake ships to the newest versions; say what changed"
 
 install: $(STAMP)
 
@@ -40,11 +42,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check hooks tests
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix hooks tests
+	$(BIN)/ruff check --fix-only hooks tests
 	$(BIN)/ruff format hooks tests
+	$(BIN)/ruff check hooks tests
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The slow tier: every combination of options bakes and passes its own `make test`, two at a time.
+test-every-bake: $(STAMP)
+	$(BIN)/pytest -m every_bake -n 2 $(PYTEST_ARGS)
 
 # Bakes the default answers into $(DEMO_DIR)/ (overwriting the rendered files, keeping the baked
 # project's .venv/ so a second run is quick), then runs the project's own `make run` in the folder
@@ -57,3 +64,11 @@ demo: $(STAMP)
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
 	find hooks tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Maintainers: every bake ships uv.lock, rendered from {{cookiecutter.project_slug}}/uv.lock. This
+# rewrites it from a `uv lock --upgrade` of each combination of the options that change the
+# resolution and prints what changed. PINS_ARGS=--keep keeps today's versions (after editing the
+# dependencies); PINS_ARGS="-P temporalio" moves that package only. Then `make test` and commit.
+PINS_ARGS ?=
+pins: $(STAMP)
+	$(BIN)/python tests/pins.py $(PINS_ARGS)

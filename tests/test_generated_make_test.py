@@ -1,4 +1,11 @@
-"""Slow: bake a project and run its own `make test`, as a user would right after baking."""
+"""Slow: bake a project and run its own `make test`, as a user would right after baking.
+
+`make test` (and so CI) runs it for three bakes that between them give every option each of
+its values, including the pairs that once broke (a Redis default store with the workshop).
+`make test-every-bake` runs it for every supported combination of options, two at a time
+(about an hour and a half on 2 cores): run it before a release, or after a change that an
+option could interact with.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from bakery import (
+    CHOICES,
     DEFAULTS,
     NON_DEFAULT,
     ODD_ANSWERS,
+    all_combinations,
     bake,
+    combination_id,
     find_python,
     python_minor,
     run_in_own_group,
@@ -24,11 +34,20 @@ CASES = [
     # Non-default options plus quotes, backslashes, unicode and Jinja-looking text in free-text
     # answers (passed inside raw blocks, see bakery.literal_answer).
     pytest.param({**NON_DEFAULT, **ODD_ANSWERS}, id="odd-names," + ",".join(NON_DEFAULT.values())),
+    # The newest Python, the Redis default store with the workshop and the deploy files.
+    pytest.param(
+        {"python_version": CHOICES["python_version"][-1], "state_store": "redis", "ci": "none"},
+        id="python-newest,redis,workshop,deploy",
+    ),
+]
+EVERY_BAKE = [
+    pytest.param(combo, id=combination_id(combo), marks=pytest.mark.every_bake)
+    for combo in all_combinations(CHOICES)
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("answers", CASES)
+@pytest.mark.parametrize("answers", CASES + EVERY_BAKE)
 def test_generated_project_passes_its_own_make_test(
     answers: dict[str, str], tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
+from tests.http_site import random_words
 from {{ cookiecutter.package_name }} import (
     minhash,
 )
@@ -72,10 +73,6 @@ def best_of(repeats: int, run: Callable[[], float]) -> float:
 
 
 def texts() -> list[str]:
-    # Imported here: `tests` and the service are both first-party, and import sorting would
-    # otherwise order them by the package's name.
-    from tests.http_site import random_words
-
     return [random_words(WORDS, f"bench-{i}") for i in range(DOCUMENTS)]
 
 

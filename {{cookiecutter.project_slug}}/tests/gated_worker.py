@@ -1,8 +1,8 @@
-"""`python -m tests.gated_worker`: the service's worker with its state store behind a gate.
+"""`python -m tests.gated_worker`: the service's worker, its state store behind a gate.
 
-The same worker as `python -m {{ cookiecutter.package_name }} worker` (settings, signals,
-drain, exit code), except that the store its activities use is a `GatedStore` configured
-from the environment (`Gate.env()`, see tests/gate.py). Tests start it with
+The same worker as the service's own `worker` command (settings, signals, drain, exit
+code), except that the store its activities use is a `GatedStore` configured from the
+environment (`Gate.env()`, see tests/gate.py). Tests start it with
 `start_worker(env, gate=...)`.
 """
 
