@@ -8,6 +8,8 @@ Routes (all GET; a query string is ignored, so `?copy` gives the same body at a 
     /near/<count>/<seed>        the words of /words/<count>/<seed> with every 40th one changed
     /status/<code>              an empty response with that status code
     /flaky/<failures>/<key>     503 for the first <failures> requests of <key>, then 200
+    /gate/<name>                the document, once the test calls `open_gate(name)`: while it
+                                waits, the request is certainly in flight (`hits` says it came)
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class LocalSite:
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._gates: dict[str, threading.Event] = {}
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -59,8 +62,20 @@ class LocalSite:
         return self
 
     def stop(self) -> None:
+        with self._lock:
+            gates = list(self._gates.values())
+        for gate in gates:  # no request thread is left waiting
+            gate.set()
         self._server.shutdown()
         self._server.server_close()
+
+    def gate(self, name: str) -> threading.Event:
+        with self._lock:
+            return self._gates.setdefault(name, threading.Event())
+
+    def open_gate(self, name: str) -> None:
+        """Let the requests for /gate/<name> (waiting now, or later) have their answer."""
+        self.gate(name).set()
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
@@ -105,6 +120,11 @@ class LocalSite:
                     case ["slow", millis, name]:
                         time.sleep(int(millis) / 1000)
                         self._send(200, document_text(name))
+                    case ["gate", name]:
+                        if site.gate(name).wait(timeout=300):  # a bound for a broken test only
+                            self._send(200, document_text(name))
+                        else:
+                            self._send(504, "the test never opened the gate")
                     case ["status", code]:
                         self._send(int(code), "")
                     case ["flaky", failures, key]:

@@ -8,27 +8,30 @@ import socket
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from {{ cookiecutter.package_name }}.models import (
     PipelineInput,
-    PipelineOptions,
+    PipelineResult,
 )
 from {{ cookiecutter.package_name }}.workflows import (
     PipelineWorkflow,
     batch_workflow_id,
 )
 
-from .conftest import address_of, free_port, service_env, start_worker
+from .conftest import address_of, free_port, run_process, running_worker, service_env, worker_log
 from .http_site import LocalSite
 from .test_health import get
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 
 
-async def wait_until(condition: object, timeout: float = 10.0) -> None:
+async def wait_until(condition: object, timeout: float = 60.0) -> None:
+    """Wait for `condition()`; the timeout only stops a broken test, no speed needs it."""
+
     async def poll() -> None:
         while not condition():  # type: ignore[operator]
             await asyncio.sleep(0.05)
@@ -45,41 +48,43 @@ async def test_sigterm_drains_the_running_activity(
         address_of(client),
         task_queue=task_queue,
         state_store_url=f"sqlite:///{tmp_path / 's.db'}",
-        graceful_shutdown_seconds=10,
+        graceful_shutdown_seconds=60,
         health_port=health_port,
     )
-    worker = await start_worker(env)
-    slow = "/slow/1500/drained"
-    handle = await client.start_workflow(
-        PipelineWorkflow.run,
-        PipelineInput(urls=[site.url(slow)]),
-        id=f"drain-{uuid.uuid4()}",
-        task_queue=task_queue,
-    )
-    await wait_until(lambda: site.hits[slow] >= 1)
-    assert await asyncio.to_thread(get, f"{health}/readyz") == (200, "ready\n")
-    worker.send_signal(signal.SIGTERM)
-    # Draining: no longer ready, still alive (a liveness failure now would kill the drain).
-    while (readyz := await asyncio.to_thread(get, f"{health}/readyz"))[0] == 200:
-        await asyncio.sleep(0.02)
-    assert readyz == (503, "not ready\n")
-    assert await asyncio.to_thread(get, f"{health}/healthz") == (200, "ok\n")
-    assert worker.stderr is not None
-    stderr = (await asyncio.wait_for(worker.stderr.read(), 30)).decode()
-    assert await worker.wait() == 0
-    assert "draining" in stderr
-    assert "worker stopped" in stderr
+    gate = f"drained{uuid.uuid4().hex[:8]}"
+    path = f"/gate/{gate}"
+    async with running_worker(env) as worker:
+        handle = await client.start_workflow(
+            PipelineWorkflow.run,
+            PipelineInput(urls=[site.url(path)]),
+            id=f"drain-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        try:
+            # The fetch is in flight, held by the site until the gate opens.
+            await wait_until(lambda: site.hits[path] >= 1)
+            assert await asyncio.to_thread(get, f"{health}/readyz") == (200, "ready\n")
+            worker.send_signal(signal.SIGTERM)
+            # Draining: no longer ready, still alive (a liveness failure now would kill the drain).
+            await wait_until(lambda: "draining" in worker_log(worker))
+            assert await asyncio.to_thread(get, f"{health}/readyz") == (503, "not ready\n")
+            assert await asyncio.to_thread(get, f"{health}/healthz") == (200, "ok\n")
+            site.open_gate(gate)  # the running activity finishes during the drain
+            assert await asyncio.wait_for(worker.wait(), 60) == 0, worker_log(worker)
+            assert "worker stopped" in worker_log(worker)
 
-    # The activity finished on its first attempt, during the drain: nothing to retry.
-    history = await client.get_workflow_handle(batch_workflow_id(handle.id, 0)).fetch_history()
+            # The activity finished on its first attempt, during the drain: nothing to retry.
+            batch = client.get_workflow_handle(batch_workflow_id(handle.id, 0))
+            history = await batch.fetch_history()
+        finally:
+            await handle.terminate("test over")
     kinds = [e.event_type for e in history.events]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED in kinds
     started = [
         e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
     assert [e.activity_task_started_event_attributes.attempt for e in started] == [1]
-    assert site.hits[slow] == 1
-    await handle.terminate("test over")
+    assert site.hits[path] == 1
 
 
 async def test_unreachable_temporal_is_retried_then_given_up(tmp_path: Path) -> None:
@@ -89,12 +94,8 @@ async def test_unreachable_temporal_is_retried_then_given_up(tmp_path: Path) -> 
     env = service_env(
         address, connect_timeout_seconds=1.5, state_store_url=f"sqlite:///{tmp_path}/s.db"
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", PACKAGE, "worker", env=env, stderr=asyncio.subprocess.PIPE
-    )
-    _, stderr = await asyncio.wait_for(process.communicate(), 30)
-    text = stderr.decode()
-    assert process.returncode == 1
+    code, text = await run_process(sys.executable, "-m", PACKAGE, "worker", env=env, timeout=60)
+    assert code == 1, text
     assert f"Temporal at {address} not reachable (" in text  # a retry was logged
     assert f"Temporal at {address} not reachable after 1.5s" in text
     assert "Traceback" not in text
@@ -103,31 +104,75 @@ async def test_unreachable_temporal_is_retried_then_given_up(tmp_path: Path) -> 
 async def test_two_workers_share_one_task_queue(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str
 ) -> None:
+    """Work that one worker cannot take goes to the other one on the same queue.
+
+    The first worker holds a fetch (the site keeps it waiting) and is told to drain, so it
+    polls no more; a second pipeline then can only run on the second worker. Both pipelines
+    finish, and their activities name both workers.
+    """
     env = service_env(
-        address_of(client), task_queue=task_queue, state_store_url=f"sqlite:///{tmp_path / 's.db'}"
+        address_of(client),
+        task_queue=task_queue,
+        state_store_url=f"sqlite:///{tmp_path / 's.db'}",
+        graceful_shutdown_seconds=60,
+        sticky_queue_timeout_seconds=1,
     )
-    workers = await asyncio.gather(start_worker(env), start_worker(env))
-    try:
-        urls = [site.url(f"slow/300/shared-{i}") for i in range(8)]
-        handles = [
-            await client.start_workflow(
-                PipelineWorkflow.run,
-                PipelineInput(urls=urls[i : i + 2], options=PipelineOptions(batch_size=1)),
-                id=f"shared-{uuid.uuid4()}",
-                task_queue=task_queue,
-            )
-            for i in range(0, 8, 2)
-        ]
-        results = [await h.result() for h in handles]
-        assert sum(r.stats.fetched for r in results) == 8
-        identities = set()
-        batches = [batch_workflow_id(h.id, i) for h in handles for i in range(2)]
-        for batch in batches:
-            async for event in client.get_workflow_handle(batch).fetch_history_events():
-                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                    identities.add(event.activity_task_started_event_attributes.identity)
-        assert len(identities) == 2  # both workers ran activities
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        assert [await w.wait() for w in workers] == [0, 0]
+    gate = f"shared{uuid.uuid4().hex[:8]}"
+
+    async def start(url: str) -> WorkflowHandle[Any, PipelineResult]:
+        return await client.start_workflow(
+            PipelineWorkflow.run,
+            PipelineInput(urls=[url]),
+            id=f"shared-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+
+    async with running_worker(env) as first, running_worker(env) as second:
+        held = await start(site.url(f"gate/{gate}"))
+        await wait_until(lambda: site.hits[f"/gate/{gate}"] >= 1)
+        holder = await worker_running_fetch(client, held, {first, second})
+        other = second if holder is first else first
+        holder.send_signal(signal.SIGTERM)
+        await wait_until(lambda: "draining" in worker_log(holder))
+        moved = await start(site.url(f"doc/shared-{uuid.uuid4().hex[:8]}"))
+        assert (await asyncio.wait_for(moved.result(), 60)).stats.fetched == 1
+        site.open_gate(gate)
+        assert await asyncio.wait_for(holder.wait(), 60) == 0, worker_log(holder)
+        assert (await asyncio.wait_for(held.result(), 60)).stats.fetched == 1
+        other.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(other.wait(), 60) == 0, worker_log(other)
+
+    identities = {
+        event.activity_task_started_event_attributes.identity
+        for handle in (held, moved)
+        async for event in client.get_workflow_handle(
+            batch_workflow_id(handle.id, 0)
+        ).fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    }
+    # The SDK's default identity is <pid>@<host>.
+    assert {identity.split("@")[0] for identity in identities} == {str(first.pid), str(second.pid)}
+
+
+async def worker_running_fetch(
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    workers: set[asyncio.subprocess.Process],
+) -> asyncio.subprocess.Process:
+    """The worker process whose identity the running fetch activity of `handle` names."""
+    batch = client.get_workflow_handle(batch_workflow_id(handle.id, 0))
+
+    async def identity() -> str:
+        for pending in (await batch.describe()).raw_description.pending_activities:
+            if pending.last_worker_identity:
+                return pending.last_worker_identity
+        return ""
+
+    async def named() -> str:
+        while not (name := await identity()):
+            await asyncio.sleep(0.05)
+        return name
+
+    name = await asyncio.wait_for(named(), 60)
+    (worker,) = [w for w in workers if name.startswith(f"{w.pid}@")]
+    return worker
