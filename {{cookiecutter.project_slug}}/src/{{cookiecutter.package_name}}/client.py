@@ -55,8 +55,10 @@ def temporal_connect_config() -> dict[str, Any]:
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     """A connected client, retrying with backoff until `connect_timeout_seconds` pass.
 
-    `runtime` carries the telemetry (the worker's serves Prometheus metrics); None means
-    the SDK's default runtime.
+    `runtime` carries the telemetry (the worker's serves Prometheus metrics) and the SDK
+    Core's logging; None means the SDK's default runtime, whose Core prints its log lines
+    (retries while the server is away) to stdout: the service passes one from `metrics.py`,
+    which sends them through Python logging to stderr.
     """
     config = temporal_connect_config()
     if settings.identity:

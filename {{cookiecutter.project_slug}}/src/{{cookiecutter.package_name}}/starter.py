@@ -7,7 +7,9 @@ the state store the workers use, as well as the Temporal server.
 
 Progress comes from the workflow's `progress` query and goes to stderr, so that stdout
 carries only the result (one JSON document with `--json`): a bar redrawn in place on a
-terminal, a plain line per change otherwise (logs, CI).
+terminal, a plain line per change otherwise (logs, CI). Logs go to stderr too, the SDK
+Core's included (`metrics.default_runtime`: the SDK's default runtime would print them on
+stdout, while the server restarts for instance).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from temporalio.exceptions import TemporalError
 
 from . import report
 from .client import connect
+from .metrics import default_runtime
 from .models import (
     PIPELINE_DATA_TTL_SECONDS,
     MinHashParams,
@@ -89,7 +92,8 @@ async def start_and_wait(
     settings: Settings, urls: list[str], *, workflow_id: str, as_json: bool
 ) -> int:
     """Run the pipeline to the end; print its result; return the process exit code."""
-    client = await connect(settings)
+    # The SDK Core's log lines to stderr through Python logging: stdout is for the result.
+    client = await connect(settings, default_runtime())
     options = PipelineOptions(
         batch_size=settings.batch_size,
         parallel_batches=settings.parallel_batches,
