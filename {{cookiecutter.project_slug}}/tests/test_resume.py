@@ -156,7 +156,7 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
     urls = corpus(site, "kill", count=36)
     env = worker_env(client, task_queue, store_url)
     gate = Gate(tmp_path / "gate")
-    async with running_worker(env, own_group=True, gate=gate) as first:
+    async with running_worker(env, gate=gate) as first:
         handle = await start_pipeline(client, task_queue, urls)
         # A checkpoint is saved and the stage is held mid-way: it cannot be over when we kill.
         await gate.wait_held(process=first)
@@ -166,7 +166,7 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
 
     metrics_port = free_port()
     env = worker_env(client, task_queue, store_url, metrics_port=metrics_port)
-    async with running_worker(env, own_group=True) as second:
+    async with running_worker(env) as second:
         result = await report_of(handle, store_url)
         metrics = totals(await asyncio.to_thread(scrape, metrics_port))
 
@@ -197,7 +197,7 @@ async def test_sigterm_mid_cpu_stage_drains_without_a_failed_activity(
     urls = corpus(site, "drain", count=16)
     env = worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"), graceful_shutdown_seconds=30)
     gate = Gate(tmp_path / "gate")
-    async with running_worker(env, own_group=True, gate=gate) as worker:
+    async with running_worker(env, gate=gate) as worker:
         handle = await start_pipeline(client, task_queue, urls)
         try:
             await gate.wait_held(process=worker)  # mid-stage, and held there
@@ -223,7 +223,7 @@ async def test_cancelling_the_workflow_stops_the_cpu_work(
     urls = corpus(site, "cancel", count=16)
     gate = Gate(tmp_path / "gate")
     env = worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"))
-    async with running_worker(env, own_group=True, gate=gate) as worker:
+    async with running_worker(env, gate=gate) as worker:
         handle = await start_pipeline(client, task_queue, urls)
         await gate.wait_held(process=worker)
         await handle.cancel()
