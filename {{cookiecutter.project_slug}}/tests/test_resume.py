@@ -108,8 +108,8 @@ def only_batch(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
 
 
 async def report_of(handle: WorkflowHandle[Any, PipelineResult], store_url: str) -> PipelineReport:
-    """Wait (at most a minute) for the pipeline's result; read its lists from the store."""
-    result = await asyncio.wait_for(handle.result(), 60)
+    """Wait for the pipeline's result (a guard of 5 minutes); read its lists from the store."""
+    result = await asyncio.wait_for(handle.result(), 300)
     async with open_store(store_url) as store:
         return await read_report(store, result, handle.id)
 
@@ -278,7 +278,7 @@ async def test_redis_down_mid_cpu_stage_fails_the_attempt_and_the_retry_finishes
     """Redis dies (kill -9) during stage 2 and stays down until an attempt has failed; then it
     starts again on the same port, reloading its append-only file, as a restarted Redis with
     persistence does. The retry resumes from the checkpoint and the result is the clean one."""
-    server = RedisServer(tmp_path / "redis", durable=True).start()
+    server = RedisServer(tmp_path / "redis", durable=True)
     settings = make_settings(
         tmp_path,
         task_queue=task_queue,
@@ -288,6 +288,7 @@ async def test_redis_down_mid_cpu_stage_fails_the_attempt_and_the_retry_finishes
         checkpoint_every_seconds=60,
     )
     try:
+        server.start()
         gate = Gate(tmp_path / "gate")
         async with (
             open_store(settings.state_store_url) as store,
