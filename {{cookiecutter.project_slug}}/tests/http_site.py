@@ -10,6 +10,10 @@ Routes (all GET; a query string is ignored, so `?copy` gives the same body at a 
     /flaky/<failures>/<key>     503 for the first <failures> requests of <key>, then 200
     /gate/<name>                the document, once the test calls `open_gate(name)`: while it
                                 waits, the request is certainly in flight (`hits` says it came)
+    /hold/<n>/<name>            the document, once <n> requests of the group of <name> (see
+                                `_group`) wait here together: they are answered n at a time,
+                                so n were certainly in flight at once (504 if the others never
+                                come: a guard for a broken test only)
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default listen backlog (5) stalls bursts of connections
 
 
+HOLD_GUARD_SECONDS = 120.0  # how long /hold waits for the rest of its group: a broken test
+
+
 def _group(path: str) -> str:
     """Requests are counted by group: the last path segment up to its first "-"."""
     return path.rstrip("/").rsplit("/", 1)[-1].split("-", 1)[0]
@@ -53,6 +60,7 @@ class LocalSite:
         self.max_in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._gates: dict[str, threading.Event] = {}
+        self._holds: dict[str, threading.Barrier] = {}
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -66,6 +74,10 @@ class LocalSite:
             gates = list(self._gates.values())
         for gate in gates:  # no request thread is left waiting
             gate.set()
+        with self._lock:
+            holds = list(self._holds.values())
+        for hold in holds:
+            hold.abort()
         self._server.shutdown()
         self._server.server_close()
 
@@ -76,6 +88,13 @@ class LocalSite:
     def open_gate(self, name: str) -> None:
         """Let the requests for /gate/<name> (waiting now, or later) have their answer."""
         self.gate(name).set()
+
+    def hold(self, group: str, parties: int) -> threading.Barrier:
+        """Where /hold requests of `group` wait; the first request's `parties` counts."""
+        with self._lock:
+            return self._holds.setdefault(
+                group, threading.Barrier(parties, timeout=HOLD_GUARD_SECONDS)
+            )
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
@@ -125,6 +144,13 @@ class LocalSite:
                             self._send(200, document_text(name))
                         else:
                             self._send(504, "the test never opened the gate")
+                    case ["hold", parties, name]:
+                        try:
+                            site.hold(_group(name), int(parties)).wait()
+                        except threading.BrokenBarrierError:
+                            self._send(504, "the rest of the group never came")
+                        else:
+                            self._send(200, document_text(name))
                     case ["status", code]:
                         self._send(int(code), "")
                     case ["flaky", failures, key]:

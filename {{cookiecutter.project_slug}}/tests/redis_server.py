@@ -115,33 +115,58 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db, **options)
 
     def start(self) -> RedisServer:
-        """Start the server and wait until it answers PING (after loading its data, if any)."""
+        """Start the server and wait until it answers PING (after loading its data, if any).
+
+        If it does not (it exited, or did not answer within the start-up timeout, which only
+        ends a broken test), the server is killed and the error shows its log.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
+        process = self.process = subprocess.Popen(
             [redis_server_binary(), *self.args],
             cwd=self.directory,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
         )
+        try:
+            self._wait_until_it_answers(process)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _wait_until_it_answers(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         with self.client() as client:
             while True:
-                if self.process.poll() is not None:
-                    log = (self.directory / "redis.log").read_text(errors="replace")
-                    raise RuntimeError(f"redis-server exited ({self.process.returncode}):\n{log}")
+                if process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited ({process.returncode}):\n{self.log()}")
                 try:
                     if client.ping():
-                        return self
-                except redis.ConnectionError:  # not listening yet, or still loading its data
-                    if time.monotonic() > deadline:
-                        raise
+                        return
+                    why = "PING failed"
+                except redis.ConnectionError as exc:  # not listening yet, or loading its data
+                    why = str(exc)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server did not answer in {STARTUP_TIMEOUT_SECONDS:g}s ({why}):"
+                        f"\n{self.log()}"
+                    )
                 time.sleep(0.02)
 
+    def log(self) -> str:
+        """What the server wrote to its log file so far."""
+        path = self.directory / "redis.log"
+        return path.read_text(errors="replace") if path.exists() else "(no log file)"
+
     def stop(self) -> None:
-        """SIGTERM: a clean shutdown."""
+        """SIGTERM: a clean shutdown (SIGKILL if it takes over 30 s: a broken test)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(30)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise
 
     def kill(self) -> None:
         """SIGKILL: a crash."""

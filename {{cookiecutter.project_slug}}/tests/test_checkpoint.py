@@ -6,6 +6,7 @@ Every test runs once per state store backend, SQLite and Redis (see `store_url` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,6 +20,9 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment
 
+from {{ cookiecutter.package_name }} import (
+    checkpoint as checkpoint_module,
+)
 from {{ cookiecutter.package_name }}.checkpoint import (
     Checkpoint,
 )
@@ -62,13 +66,32 @@ async def test_maybe_save_every_n_items(store: StateStore) -> None:
     assert await cp.maybe_save(progress, items=5) is True  # a chunk of items at once
 
 
-async def test_maybe_save_every_t_seconds(store: StateStore) -> None:
+class FakeClock:
+    """What the checkpoint module reads as `time`: a monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_maybe_save_every_t_seconds(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()  # the intervals are the clock's, not the machine's speed
+    monkeypatch.setattr(checkpoint_module, "time", clock)
     cp = checkpoint(store, every_items=1_000, every_seconds=0.2)
+    clock.now += 0.1
     assert await cp.maybe_save(Progress(done=[1])) is False
-    await asyncio.sleep(0.25)
-    assert await cp.maybe_save(Progress(done=[1, 2])) is True
+    clock.now += 0.1
+    assert await cp.maybe_save(Progress(done=[1, 2])) is True  # 0.2 s since it started
+    clock.now += 0.1
     assert await cp.maybe_save(Progress(done=[1, 2, 3])) is False  # the clock restarted
     assert await cp.load() == Progress(done=[1, 2])
+    clock.now += 0.1
+    assert await cp.maybe_save(Progress(done=[1, 2, 3, 4])) is True
+    assert await cp.load() == Progress(done=[1, 2, 3, 4])
 
 
 async def test_clear_deletes_the_checkpoint(store: StateStore) -> None:
@@ -240,28 +263,63 @@ class Big(BaseModel):
 BLOB_BYTES = 2_000_000
 
 
+GUARD_SECONDS = 120.0  # ends a broken test; no speed makes the test pass or fail
+
+
+async def save_then_kill(store_url: str, start: int, saves: int) -> list[int]:
+    """Start a saver (it must resume from checkpoint `start`) and SIGKILL it right after it
+    says it saved `saves` new checkpoints (0: right after "ready"). The kill lands before, in
+    or after its next save, wherever the child happens to be: each is fine. Returns the
+    checkpoints it said it saved, in order (a line the kill cut short left out)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SAVER,
+        store_url,
+        str(BLOB_BYTES),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    ready = b"ready %d\n" % start
+    stop_at = ready if saves == 0 else b"saved %d\n" % (start + saves)
+    read: list[bytes] = []
+    try:
+        async with asyncio.timeout(GUARD_SECONDS):
+            while line := await child.stdout.readline():  # b"": it exited, or the kill cut it
+                read.append(line)
+                if line == stop_at or read[0] != ready:
+                    break
+    except TimeoutError:
+        pass  # the assertion below shows what it printed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        rest, errors = await child.communicate()
+    said = b"".join(read) + rest
+    printed = f"it printed:\n{said.decode(errors='replace')}\n{errors.decode(errors='replace')}"
+    assert read, f"the saver said nothing; {printed}"
+    assert read[0] == ready, f"the saver did not start from {start}; {printed}"
+    assert read[-1] == stop_at, f"the saver never said {stop_at!r}; {printed}"
+    lines = said.split(b"\n")[:-1]  # drop a line the kill cut short (or the empty last one)
+    return [int(line.removeprefix(b"saved ")) for line in lines[1:]]
+
+
 async def test_kill_9_during_saves_never_leaves_a_torn_checkpoint(
     store_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SIGKILL a process saving 2 MB checkpoints: the last save or the one before survives.
 
-    Each child continues from the checkpoint the previous one left, as a retry would.
+    Each child continues from the checkpoint the previous one left, as a retry would. It is
+    killed right after it says it saved `more` new ones (0: right after it starts, so in or
+    before its first save): what it says, not a delay, chooses the moment.
     """
     last_saved = 0
-    for delay in (0.01, 0.25, 0.4, 0.55):  # the first kill lands in or before the first save
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", SAVER, store_url, str(BLOB_BYTES), stdout=asyncio.subprocess.PIPE
-        )
-        assert child.stdout is not None
-        ready = await asyncio.wait_for(child.stdout.readline(), timeout=30)
-        assert ready.split() == [b"ready", str(last_saved).encode()]
-        await asyncio.sleep(delay)
-        child.kill()
-        await child.wait()
-        lines = (await child.stdout.read()).split(b"\n")[:-1]  # drop a line the kill cut short
-        reported = [int(line.removeprefix(b"saved ")) for line in lines]
+    for more in (0, 1, 2, 3):
+        reported = await save_then_kill(store_url, last_saved, more)
         assert reported == list(range(last_saved + 1, last_saved + 1 + len(reported)))
         floor = reported[-1] if reported else last_saved  # the child said this one was saved
+        assert floor >= last_saved + more
 
         async with open_store(store_url) as store:
             with caplog.at_level(logging.WARNING):
@@ -276,4 +334,4 @@ async def test_kill_9_during_saves_never_leaves_a_torn_checkpoint(
             expected = hashlib.sha256(str(state.seq).encode()).hexdigest()
             assert state.blob == expected * (BLOB_BYTES // 64)
             last_saved = state.seq
-    assert last_saved >= 3, "the child hardly ever saved: the test proved nothing"
+    assert last_saved >= 1 + 2 + 3  # what the children were killed after, at least

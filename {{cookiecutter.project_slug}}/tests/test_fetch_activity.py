@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import socket
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +99,39 @@ async def test_permanent_failures_are_reported_not_raised(
     assert reasons["not a url"].startswith("bad URL")
 
 
+GUARD_SECONDS = 60.0  # ends a broken test; no speed makes a test pass or fail
+HELD = 300.0  # the fetch timeout where requests are held: never reached while held
+
+
+def unique(group: str) -> str:
+    """A group name of this run only: the site (and its gates) serve the whole session."""
+    return f"{group}{uuid.uuid4().hex[:8]}"
+
+
+async def wait_in_flight(site: LocalSite, group: str, count: int) -> None:
+    """Wait until `count` requests of `group` are at the site (held there by the test)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GUARD_SECONDS
+    while site.in_flight[group] < count:
+        assert loop.time() < deadline, f"{site.in_flight[group]} of {count} requests came"
+        await asyncio.sleep(0.02)
+
+
+async def stopped(task: asyncio.Task[Any]) -> None:
+    """Make sure `task` has ended (cancelled if need be): a failed test leaves nothing running."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
 async def test_a_slow_url_times_out(store: StateStore, site: LocalSite) -> None:
-    url = site.url("slow/3000/late")
+    late = unique("late")
+    url = site.url(f"gate/{late}")  # never answered while the test runs: certainly too late
     activities = fetcher(store, timeout_seconds=0.2)
-    result = await fetch(activities, store, [url])
+    try:
+        result = await fetch(activities, store, [url])
+    finally:
+        site.open_gate(late)
     assert result.documents == []
     assert [(f.url, f.reason) for f in result.failed] == [(url, "timed out after 0.2s")]
 
@@ -124,45 +157,78 @@ async def test_a_refused_connection_is_reported(store: StateStore) -> None:
 
 
 async def test_concurrency_is_bounded(store: StateStore, site: LocalSite) -> None:
-    urls = [site.url(f"slow/200/bounded-{i}") for i in range(12)]
-    activities = fetcher(store, concurrency=3)
+    group = unique("bounded")
+    # Each request is answered only once 3 of them are at the site together (tests/http_site.py,
+    # /hold): the activity completes only if it really runs 3 at once.
+    urls = [site.url(f"hold/3/{group}-{i}") for i in range(12)]
+    activities = fetcher(store, concurrency=3, timeout_seconds=HELD)
     result = await fetch(activities, store, urls)
-    assert len(result.documents) == 12
+    assert len(result.documents) == 12, result.failed
     # Exactly 3: never more than the bound, and really concurrent up to it.
-    assert site.max_in_flight["bounded"] == 3
+    assert site.max_in_flight[group] == 3
 
 
 async def test_heartbeats_report_progress(store: StateStore, site: LocalSite) -> None:
-    urls = [site.url(f"slow/400/progress-{i}") for i in range(4)]
-    env = ActivityEnvironment()
+    group = unique("progress")
+    names = [f"{group}-{i}" for i in range(4)]
+    env = ActivityEnvironment()  # heartbeats every 0.1 s (a quarter of the timeout)
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=0.4))
     beats: list[int] = []
-    env.on_heartbeat = lambda *details: beats.append(details[0])
-    await env.run(
-        fetcher(store, concurrency=1).fetch_documents,
-        FetchRequest(urls=urls, documents_key="documents:test"),
+    beating, progressed = asyncio.Event(), asyncio.Event()
+
+    def on_heartbeat(*details: Any) -> None:
+        beats.append(details[0])
+        beating.set()
+        if details[0] > 0:
+            progressed.set()
+
+    env.on_heartbeat = on_heartbeat
+    request = FetchRequest(urls=[site.url(f"gate/{n}") for n in names], documents_key="d:test")
+    running = asyncio.create_task(
+        env.run(fetcher(store, timeout_seconds=HELD).fetch_documents, request)
     )
+    try:
+        await wait_in_flight(site, group, 4)  # all held: nothing is done yet
+        await asyncio.wait_for(beating.wait(), timeout=GUARD_SECONDS)
+        site.open_gate(names[0])
+        # One done, three held: the activity is certainly still running at this heartbeat.
+        await asyncio.wait_for(progressed.wait(), timeout=GUARD_SECONDS)
+        assert not running.done()
+        for name in names[1:]:
+            site.open_gate(name)
+        summary = await asyncio.wait_for(running, timeout=GUARD_SECONDS)
+    finally:
+        for name in names:
+            site.open_gate(name)
+        await stopped(running)
+    assert summary.fetched == 4
     assert beats[0] == 0
     assert beats == sorted(beats)
     assert 0 < max(beats) <= 4
 
 
 async def test_cancellation_stops_the_downloads(store: StateStore, site: LocalSite) -> None:
-    urls = [site.url(f"slow/5000/cancelled-{i}") for i in range(3)]
+    group = unique("cancelled")
+    names = [f"{group}-{i}" for i in range(3)]
     env = ActivityEnvironment()
-    started = asyncio.Event()
-    env.on_heartbeat = lambda *details: started.set()
+    request = FetchRequest(urls=[site.url(f"gate/{n}") for n in names], documents_key="d:test")
     running = asyncio.create_task(
-        env.run(
-            fetcher(store).fetch_documents, FetchRequest(urls=urls, documents_key="documents:test")
-        )
+        env.run(fetcher(store, timeout_seconds=HELD).fetch_documents, request)
     )
-    await asyncio.wait_for(started.wait(), timeout=5)
-    loop = asyncio.get_running_loop()
-    cancelled_at = loop.time()
-    env.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
-    assert loop.time() - cancelled_at < 2.0
+    try:
+        await wait_in_flight(site, group, 3)  # every download held at the site, unanswered
+        env.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(running, timeout=GUARD_SECONDS)  # a guard, not a speed
+        # It ended while every request was still held: by the cancellation, not by an answer
+        # or a timeout. (The site's handlers wait for their gates whatever the client does.)
+        assert site.in_flight[group] == 3
+        assert [site.hits[f"/gate/{n}"] for n in names] == [1, 1, 1]
+    finally:
+        for name in names:
+            site.open_gate(name)
+        await stopped(running)
+    assert await store.get(request.documents_key) is None  # nothing stored as if it finished
 
 
 async def test_a_body_over_the_limit_is_refused(store: StateStore, site: LocalSite) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -62,9 +61,14 @@ async def test_a_blocked_event_loop_fails_the_liveness_probe() -> None:
 
         thread = threading.Thread(target=probe)
         thread.start()
-        time.sleep(0.8)  # blocks the event loop, as a synchronous call in an activity would
-        await asyncio.to_thread(thread.join)
-        assert isinstance(outcome[0], TimeoutError)
+        # Block the event loop, as a synchronous call in an activity would, for exactly as
+        # long as the probe waits: the loop is blocked from before its request until after
+        # its timeout, however fast or slow the machine is. (The join's own timeout only
+        # ends a broken test.)
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the probe never returned"
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], TimeoutError), outcome[0]
         assert await asyncio.to_thread(get, url) == (200, "ok\n")  # the loop runs again
 
 

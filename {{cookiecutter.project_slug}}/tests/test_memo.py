@@ -65,11 +65,43 @@ def test_keys_are_canonical() -> None:
         memo_key("f", 1, {1, 2})  # a set has no stable order
 
 
-async def test_entries_expire_after_the_ttl(store: StateStore) -> None:
-    memo = Memo(store, ttl_seconds=0.4)  # long enough to read it back on a busy machine
+class RecordingStore(StateStore):
+    """`inner`, recording the TTL of every put: what the memo asks the store to keep."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.ttls: dict[str, float | None] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.inner.get(key)
+
+    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+        self.ttls[key] = ttl_seconds
+        await self.inner.put(key, value, ttl_seconds=ttl_seconds)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+
+async def test_entries_are_stored_with_the_ttl(store: StateStore) -> None:
+    recording = RecordingStore(store)
+    memo = Memo(recording, ttl_seconds=3600)
     await memo.put("memo:k", 1)
-    assert await memo.get("memo:k") == 1
-    await asyncio.sleep(0.5)
+
+    @memoize(memo, name="one", version=1)
+    async def one() -> int:
+        return 1
+
+    await one()
+    assert set(recording.ttls.values()) == {3600}
+    assert len(recording.ttls) == 2
+    assert await memo.get("memo:k") == 1  # (test_store.py checks the stores' expiry itself)
+
+
+async def test_entries_expire_after_the_ttl(store: StateStore) -> None:
+    memo = Memo(store, ttl_seconds=0.05)
+    await memo.put("memo:k", 1)
+    await asyncio.sleep(0.1)  # past the expiry: only ever longer on a slow machine, never shorter
     assert await memo.get("memo:k") is None
 
 
@@ -134,13 +166,13 @@ def test_keys_are_the_same_in_other_processes() -> None:
     keys = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        child = subprocess.run(
+        child = subprocess.run(  # killed on the timeout, which only ends a broken test
             [sys.executable, "-c", KEY_IN_A_PROCESS],
             env=env,
             capture_output=True,
             text=True,
-            check=True,
-            timeout=60,
+            timeout=120,
         )
+        assert child.returncode == 0, child.stdout + child.stderr
         keys.add(child.stdout.strip())
     assert keys == {memo_key("minhash", 1, *ARGS)}

@@ -7,14 +7,17 @@ SQLite file and a real `redis-server`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
-import subprocess
+import sqlite3
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import redis
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.store import (
@@ -27,7 +30,12 @@ from {{ cookiecutter.package_name }}.store import (
     redact_url,
 )
 
+from .conftest import run_process
 from .redis_server import RedisServer, Tls
+
+# Redis keeps expiries in whole milliseconds; the clocks the test and Redis read are not the
+# same one. Not a time the code is given: a tolerance for rounding only.
+ROUNDING = 0.002
 
 
 async def test_put_get_delete(store: StateStore) -> None:
@@ -47,13 +55,42 @@ async def test_json_values(store: StateStore) -> None:
     assert await store.get_json("missing") is None
 
 
+def remaining_ttl(url: str, key: str) -> float | None:
+    """Seconds until `key` expires, as the store itself holds it (SQLite's `expires_at`,
+    Redis's PTTL), read directly; None if it never expires."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            row = db.execute("SELECT expires_at FROM kv WHERE key = ?", (key,)).fetchone()
+        assert row is not None, f"{key} is not stored"
+        return None if row[0] is None else float(row[0]) - time.time()
+    with redis.Redis.from_url(url) as client:
+        pttl = int(client.pttl(key))
+    assert pttl != -2, f"{key} is not stored"
+    return None if pttl == -1 else pttl / 1000
+
+
+async def test_the_ttl_is_stored_with_the_value(store_url: str) -> None:
+    """The expiry the store holds is the TTL, counted from the put. The bound below is the
+    time the test itself took around the put, so no speed makes it pass or fail."""
+    async with open_store(store_url) as store:
+        started = time.monotonic()
+        await store.put("long", b"2", ttl_seconds=60)
+        await store.put("replaced", b"3", ttl_seconds=60)
+        await store.put("replaced", b"4")  # a put without a TTL keeps the value for good
+        remaining = remaining_ttl(store_url, "long")
+        elapsed = time.monotonic() - started
+        assert remaining is not None
+        assert 60 - elapsed - ROUNDING <= remaining <= 60
+        assert remaining_ttl(store_url, "replaced") is None
+        assert await store.get("long") == b"2"
+
+
 async def test_expired_values_are_gone(store: StateStore) -> None:
     await store.put("short", b"1", ttl_seconds=0.05)
     await store.put("long", b"2", ttl_seconds=60)
     await store.put("replaced", b"3", ttl_seconds=0.05)
     await store.put("replaced", b"4")  # a put without a TTL keeps the value for good
-    assert await store.get("short") == b"1"
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # past the expiry: only ever longer on a slow machine, never shorter
     assert await store.get("short") is None
     assert await store.get("long") == b"2"
     assert await store.get("replaced") == b"4"
@@ -83,10 +120,16 @@ WRITER = textwrap.dedent(
 
 
 async def test_several_processes_share_one_store(store_url: str) -> None:
-    writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, store_url, name]) for name in ("a", "b")
-    ]
-    assert [w.wait(timeout=60) for w in writers] == [0, 0]
+    # run_process kills each writer however the test ends (the TaskGroup cancels the other
+    # if one fails), and returns what it printed.
+    async with asyncio.TaskGroup() as group:
+        writers = [
+            group.create_task(run_process(sys.executable, "-c", WRITER, store_url, name))
+            for name in ("a", "b")
+        ]
+    for writer in writers:
+        returncode, output = writer.result()
+        assert returncode == 0, output
     async with open_store(store_url) as store:
         for name in ("a", "b"):
             values = [await store.get(f"{name}-{i}") for i in range(200)]
@@ -99,11 +142,16 @@ async def test_redis_expiry_is_set_on_the_server_by_the_same_command(
 ) -> None:
     """`SET ... PX`: Redis itself expires the key, and it never exists without its TTL."""
     async with open_store(redis_url) as store:
+        started = time.monotonic()
         await store.put("k", b"v", ttl_seconds=60)
         with redis_server.client() as direct:
-            assert 59_000 < direct.pttl("k") <= 60_000
+            pttl = direct.pttl("k")
+            elapsed_ms = (time.monotonic() - started) * 1000
+            # The bound is the time the test took around it: no speed passes or fails it.
+            assert 60_000 - elapsed_ms - ROUNDING * 1000 <= pttl <= 60_000
             await store.put("k", b"v", ttl_seconds=0.0001)  # rounds up to 1 ms, not to "never"
-            await asyncio.sleep(0.01)
+            assert direct.pttl("k") in (-2, 0, 1)  # gone, or at most 1 ms left; never -1 (no TTL)
+            await asyncio.sleep(0.01)  # past the expiry: only ever longer, never shorter
             assert direct.exists("k") == 0
 
 
@@ -199,8 +247,9 @@ async def test_rediss_with_a_private_ca_and_a_password(tmp_path: Path) -> None:
     """TLS with the server's certificate verified against `ssl_ca_certs`, as for a managed
     Redis behind a private CA; without that CA the connection is refused."""
     password = secrets.token_hex(8)
-    server = RedisServer(tmp_path, password=password, tls=Tls.create(tmp_path)).start()
+    server = RedisServer(tmp_path, password=password, tls=Tls.create(tmp_path))
     try:
+        server.start()
         url = server.url(0)
         async with open_store(url, password=SecretStr(password)) as store:
             await store.put("k", b"over TLS", ttl_seconds=60)
