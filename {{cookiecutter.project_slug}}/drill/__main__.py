@@ -7,14 +7,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .ha import drill
+from .ha import Report, drill
 
 
 async def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="drill-") as tmp:
-        report = await drill(Path(tmp), documents=48, words=3000)
-    print("\n".join(report.lines))
-    print("DRILL PASSED" if report.passed else f"DRILL FAILED: {'; '.join(report.failures)}")
+    report = Report()
+    try:
+        with tempfile.TemporaryDirectory(prefix="drill-") as tmp:
+            await drill(Path(tmp), documents=48, words=3000, report=report)
+    finally:  # what it saw, even when interrupted
+        print("\n".join(report.lines))
+        print("DRILL PASSED" if report.passed else f"DRILL FAILED: {'; '.join(report.failures)}")
     return 0 if report.passed else 1
 
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         ip="127.0.0.1",
+        # The SDK waits 5 s for the server by default; a loaded 2-core machine needs more.
+        dev_server_startup_timeout=timedelta(seconds=120),
         dev_server_existing_path=str(TEMPORAL_CLI),
         dev_server_log_level="error",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -45,6 +46,8 @@ async def record() -> None:
     site = LocalSite().start()
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
+        # The SDK waits 5 s for the server by default; a loaded 2-core machine needs more.
+        dev_server_startup_timeout=timedelta(seconds=120),
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
     )
     try:

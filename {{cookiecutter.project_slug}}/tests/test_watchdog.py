@@ -40,6 +40,9 @@ class LoopBlocker(logging.Handler):
         self.hold = threading.Lock()
         self.hold.acquire()
         self.warned = threading.Event()
+        # Every record of the watchdog's, kept here: caplog's handler (on the root logger)
+        # sees a record only after this one has released the activity, maybe too late.
+        self.records: list[logging.LogRecord] = []
 
     def is_the_warning(self, record: logging.LogRecord) -> bool:
         """Whether `record` is the watchdog's warning about this block."""
@@ -47,6 +50,7 @@ class LoopBlocker(logging.Handler):
         return message.startswith(BLOCKED) and self.culprit in message
 
     def emit(self, record: logging.LogRecord) -> None:  # on the watchdog's thread
+        self.records.append(record)
         if self.is_the_warning(record) and not self.warned.is_set():
             self.warned.set()
             self.hold.release()
@@ -68,10 +72,6 @@ class RunsOneActivity:
     @workflow.run
     async def run(self, name: str) -> None:
         await workflow.execute_activity(name, start_to_close_timeout=timedelta(seconds=300))
-
-
-def watchdog_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == LoopWatchdog.__module__]
 
 
 async def run_activity(
@@ -106,14 +106,14 @@ async def run_activity(
                 RunsOneActivity.run, name, id=workflow_id, task_queue=task_queue
             )
             assert blocker.warned.is_set(), "the watchdog never warned about the block"
-            records = watchdog_records(caplog)
+            records = list(blocker.records)
             first = next(i for i, r in enumerate(records) if blocker.is_the_warning(r))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + GUARD_SECONDS
             while len(records) == first + 1:  # the watchdog's next word: the loop ran again
                 assert loop.time() < deadline, "the watchdog never said the loop ran again"
                 await asyncio.sleep(0.02)
-                records = watchdog_records(caplog)
+                records = list(blocker.records)
             return workflow_id, records[first], records[first + 1]
     finally:
         logger.removeHandler(blocker)

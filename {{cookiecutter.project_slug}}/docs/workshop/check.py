@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -58,7 +59,11 @@ async def dev_server() -> AsyncIterator[Client]:
     if not TEMPORAL_CLI.exists():
         raise SystemExit(f"error: {TEMPORAL_CLI} not found; run `make install` first")
     env = await WorkflowEnvironment.start_local(
-        ip="127.0.0.1", dev_server_existing_path=str(TEMPORAL_CLI), dev_server_log_level="error"
+        ip="127.0.0.1",
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        dev_server_log_level="error",
+        # The SDK waits 5 s for the server by default; a loaded 2-core machine needs more.
+        dev_server_startup_timeout=timedelta(seconds=120),
     )
     try:
         yield env.client
