@@ -60,6 +60,30 @@ def test_generated_project_passes_its_own_make_test(
         make.append(f"PYTHON={python}")
     project = bake(tmp_path, answers)
     returncode, output = run_in_own_group(make, project, TIMEOUT_S)
-    shown = f"`{' '.join(make)}` in {project}"
-    assert returncode is not None, f"{shown} took over {TIMEOUT_S} s:\n{output[-8000:]}"
-    assert returncode == 0, f"{shown} failed:\n{output[-8000:]}"
+    log = tmp_path / "make-test.log"
+    log.write_text(output, encoding="utf-8")
+    shown = f"`{' '.join(make)}` in {project} (its whole output: {log})"
+    assert returncode is not None, f"{shown} took over {TIMEOUT_S} s:\n{report(output)}"
+    assert returncode == 0, f"{shown} failed:\n{report(output)}"
+
+
+def report(output: str, tail: int = 8000) -> str:
+    """Return the end of ``output``, plus pytest's "short test summary info" section in full.
+
+    The section is added when the end does not hold all of it (a long traceback can push it
+    out of the last ``tail`` characters).
+    """
+    shown = output[-tail:]
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if "short test summary info" in line]
+    if not starts:
+        return shown
+    summary = [lines[starts[-1]]]
+    for line in lines[starts[-1] + 1 :]:
+        summary.append(line)
+        if line.startswith("="):  # the closing "=== 1 failed, 300 passed in ... ===" line
+            break
+    section = "\n".join(summary)
+    if section in shown:
+        return shown
+    return f"{shown}\n\n(pytest's summary, from earlier in the output:)\n{section}"

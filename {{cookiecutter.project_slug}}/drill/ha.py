@@ -320,7 +320,7 @@ class Cluster:
         lines = []
         for process in self.processes:
             tail = process.log_text().splitlines()[-LOG_TAIL_LINES:]
-            lines.append(f"--- {process.name} (pid {process.pid}), last lines of {process.log}:")
+            lines.append(f"--- {process.name} (pid {process.pid}), the end of its log:")
             lines += [f"    {line}" for line in tail] or ["    (nothing)"]
         return lines
 
@@ -455,8 +455,8 @@ async def drill(
     `report` of your own to keep what it saw if the drill is cancelled.
     """
     report = Report() if report is None else report
+    cluster = Cluster(workdir)  # nothing started yet
     site = LocalSite().start()
-    cluster = Cluster(workdir)
     try:
         await _drill(cluster, site, report, documents, words, heartbeat_timeout)
     except Exception as exc:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -42,7 +45,7 @@ from {{ cookiecutter.package_name }}.worker import (
     build_worker,
 )
 
-from .conftest import address_of, make_settings, service_env
+from .conftest import _own_groups, address_of, make_settings, service_cwd, service_env
 from .http_site import LocalSite
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -61,28 +64,80 @@ async def worker(
         yield settings
 
 
-async def run_cli(
-    client: Client, settings: Settings, *args: str, **more_settings: object
+async def run_separately(
+    *command: str, env: dict[str, str], timeout: float
 ) -> tuple[int, str, str]:
+    """`run_process`, with stdout and stderr kept apart: its exit code, stdout and stderr.
+
+    It runs in `service_cwd()` (no developer's `.env`), in a process group of its own that
+    is killed however this ends; on a timeout (only a broken test: choose it far above the
+    time the command needs) the AssertionError shows what it had printed.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=env,
+        cwd=service_cwd(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    _own_groups.add(process.pid)  # the session's check for leftover processes looks there too
+    assert process.stdout is not None
+    assert process.stderr is not None
+    out: list[bytes] = []
+    err: list[bytes] = []
+
+    async def read(stream: asyncio.StreamReader, chunks: list[bytes]) -> None:
+        while chunk := await stream.read(65536):
+            chunks.append(chunk)
+
+    def text(chunks: list[bytes]) -> str:
+        return b"".join(chunks).decode(errors="replace")
+
+    readers = [
+        asyncio.create_task(read(process.stdout, out)),
+        asyncio.create_task(read(process.stderr, err)),
+    ]
+    try:
+        done, _ = await asyncio.wait(readers, timeout=timeout)
+        if len(done) < len(readers):
+            raise AssertionError(
+                f"{' '.join(command)} ran over {timeout:g} s:\n"
+                f"stdout:\n{text(out)}\nstderr:\n{text(err)}"
+            )
+        await process.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for reader in readers:
+            reader.cancel()
+        await process.wait()
+    assert process.returncode is not None
+    return process.returncode, text(out), text(err)
+
+
+async def run_cli(
+    client: Client,
+    settings: Settings,
+    *args: str,
+    timeout: float = 120.0,
+    **more_settings: object,
+) -> tuple[int, str, str]:
+    """`python -m <package> run ARGS` against the worker of `settings`: code, stdout, stderr."""
     env = service_env(
         address_of(client),
         task_queue=settings.task_queue,
         state_store_url=settings.state_store_url,
         **more_settings,
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        PACKAGE,
-        "run",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await run_separately(
+        sys.executable, "-m", PACKAGE, "run", *args, env=env, timeout=timeout
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def shown(code: int, stdout: str, stderr: str) -> str:
+    return f"exit code {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
 
 
 async def test_json_output_is_the_whole_result(
@@ -91,15 +146,16 @@ async def test_json_output_is_the_whole_result(
     urls = [site.url("doc/cli-a"), site.url("status/404"), site.url("doc/cli-b")]
     urls.append(site.url("copy/cli-a/again"))
     code, stdout, stderr = await run_cli(client, worker, "--json", *urls, batch_size=2)
-    assert code == 0, stderr
+    output = shown(code, stdout, stderr)
+    assert code == 0, output
     result = PipelineReport.model_validate(json.loads(stdout))
     assert [d.url for d in result.documents] == [urls[0], urls[2], urls[3]]
     assert [f.url for f in result.failed] == [urls[1]]
     assert result.duplicates == [sorted([urls[0], urls[3]])]
     assert (result.stats.urls, result.stats.batches) == (4, 2)
-    assert "started workflow pipeline-" in stderr
-    assert "http://127.0.0.1:8233/namespaces/default/workflows/pipeline-" in stderr
-    assert "\r" not in stderr  # not a terminal: plain progress lines
+    assert "started workflow pipeline-" in stderr, output
+    assert "http://127.0.0.1:8233/namespaces/default/workflows/pipeline-" in stderr, output
+    assert "\r" not in stderr, output  # not a terminal: plain progress lines
 
 
 async def test_readable_summary_and_urls_file(
@@ -109,38 +165,52 @@ async def test_readable_summary_and_urls_file(
     urls_file.write_text(
         f"# sample\n{site.url('doc/file-a')}\n\n{site.url('status/410')}  # gone\n"
     )
-    code, stdout, _ = await run_cli(
+    code, stdout, stderr = await run_cli(
         client, worker, "--urls-file", str(urls_file), "--workflow-id", "cli-summary"
     )
-    assert code == 0
-    assert stdout.startswith("Workflow cli-summary: fetched 1 of 2 URLs (")
-    assert f"  {site.url('status/410')}: HTTP 410 Gone" in stdout
+    output = shown(code, stdout, stderr)
+    assert code == 0, output
+    assert stdout.startswith("Workflow cli-summary: fetched 1 of 2 URLs ("), output
+    assert f"  {site.url('status/410')}: HTTP 410 Gone" in stdout, output
 
 
 async def test_consecutive_runs_all_exit_zero(
     client: Client, site: LocalSite, worker: Settings
 ) -> None:
-    codes = [(await run_cli(client, worker, "--json", site.url("doc/again")))[0] for _ in range(3)]
-    assert codes == [0, 0, 0]
+    for run in range(3):
+        code, stdout, stderr = await run_cli(client, worker, "--json", site.url("doc/again"))
+        assert code == 0, f"run {run + 1}: {shown(code, stdout, stderr)}"
 
 
 async def test_a_failed_workflow_exits_one_with_the_reason(
     client: Client, site: LocalSite, worker: Settings
 ) -> None:
     workflow_id = f"doomed-{uuid.uuid4()}"
+    gate = f"doomed{uuid.uuid4().hex}"  # the fetch of this page waits until the test opens it
     cli = asyncio.create_task(
-        run_cli(client, worker, "--workflow-id", workflow_id, site.url("slow/5000/doomed"))
+        run_cli(client, worker, "--workflow-id", workflow_id, site.url(f"gate/{gate}"))
     )
-    for _ in range(600):  # at most 30 s for the CLI to start the workflow and fetch begin
-        if site.hits["/slow/5000/doomed"]:
-            break
-        assert not cli.done(), "the CLI exited before the fetch began"
-        await asyncio.sleep(0.05)
-    await client.get_workflow_handle(workflow_id).terminate("operator said stop")
-    code, stdout, stderr = await cli
-    assert code == 1
-    assert stdout == ""
-    assert "error: pipeline failed: TerminatedError: " in stderr
+    try:
+        deadline = asyncio.get_running_loop().time() + 120  # a guard for a broken test only
+        while not site.hits[f"/gate/{gate}"]:  # then the fetch is certainly in flight
+            if cli.done():
+                code, stdout, stderr = await cli
+                raise AssertionError(
+                    f"the CLI exited before the fetch began: {shown(code, stdout, stderr)}"
+                )
+            assert asyncio.get_running_loop().time() < deadline, "the fetch never began"
+            await asyncio.sleep(0.05)
+        await client.get_workflow_handle(workflow_id).terminate("operator said stop")
+        code, stdout, stderr = await cli
+    finally:
+        site.open_gate(gate)  # no request thread is left waiting
+        if not cli.done():
+            cli.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cli
+    assert code == 1, shown(code, stdout, stderr)
+    assert stdout == "", shown(code, stdout, stderr)
+    assert "error: pipeline failed: TerminatedError: " in stderr, shown(code, stdout, stderr)
 
 
 def test_no_urls_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,10 +257,11 @@ async def test_a_100000_line_urls_file_never_travels_as_one_payload(
         str(urls_file),
         "--workflow-id",
         "cli-100k",
+        timeout=300,  # a guard for a broken test only
         batch_size=2000,
         parallel_batches=8,
     )
-    assert code == 0, stderr
+    assert code == 0, shown(code, stdout, stderr)
     result = PipelineReport.model_validate(json.loads(stdout))
     assert len(result.failed) == 100_000
     assert result.failed[-1].url == "ftp://example.test/99999"

@@ -22,8 +22,8 @@ import socket
 import subprocess
 import sys
 import time
-from asyncio.subprocess import DEVNULL, PIPE
-from collections.abc import AsyncIterator, Callable, Mapping
+from asyncio.subprocess import DEVNULL
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,42 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def run_in_group(
+    command: list[str],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` (output captured) in a process group of its own, killed however this
+    ends: nothing it started outlives the test. A timeout, only a guard for a broken test,
+    fails with what it had printed."""
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"{shlex.join(command)} ran over {timeout:g} s:\n"
+                f"stdout:\n{stdout}\nstderr:\n{stderr}"
+            ) from None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def seconds(duration: str | int | float) -> float:
@@ -153,9 +189,8 @@ def test_every_manifest_parses_and_kustomization_lists_them() -> None:
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
 def test_kustomize_builds_the_manifests() -> None:
-    built = subprocess.run(
-        ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, check=True, timeout=60
-    )
+    built = run_in_group(["kubectl", "kustomize", str(K8S)], timeout=120)
+    assert built.returncode == 0, f"exit code {built.returncode}:\n{built.stderr}{built.stdout}"
     docs = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
     assert sorted(doc["kind"] for doc in docs) == ["ConfigMap", "Deployment", "PodDisruptionBudget"]
     (deployment,) = (doc for doc in docs if doc["kind"] == "Deployment")
@@ -566,14 +601,8 @@ def run_build_stage(context: Path, app: Path) -> subprocess.CompletedProcess[str
             _, command = instruction.flags_and_rest()
             if "pip install" in command:
                 continue
-            result = subprocess.run(
-                ["sh", "-c", on_host(command, app)],
-                cwd=app,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
+            result = run_in_group(
+                ["sh", "-c", on_host(command, app)], cwd=app, env=env, timeout=600
             )
             if result.returncode != 0:
                 return result
@@ -630,23 +659,74 @@ def executable(argv: list[str], env: Mapping[str, str]) -> list[str]:
     return [program, *argv[1:]]
 
 
-@contextlib.asynccontextmanager
-async def stopped_at_exit(processes: list[asyncio.subprocess.Process]) -> AsyncIterator[None]:
-    """Kill whatever in `processes` is still running when the block ends."""
-    try:
-        yield
-    finally:
-        for process in processes:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+class Services:
+    """Processes started as their containers would be, each in a process group of its own
+    (as a container's processes: a worker's pool children join it). Their stdout and stderr
+    go to files in `folder`, shown by `shown()` in every failure. `stop_all` kills every
+    group, however the test ends."""
 
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.started: dict[str, asyncio.subprocess.Process] = {}
 
-async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+    async def start(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path
+    ) -> asyncio.subprocess.Process:
+        """`argv` started as in its container: PATH lookup, cwd /app, only `env`."""
+        with self.stdout(name).open("wb") as out, self.stderr(name).open("wb") as err:
+            process = await asyncio.create_subprocess_exec(
+                *executable(argv, env),
+                cwd=cwd,
+                env=env,
+                stdin=DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        self.started[name] = process
+        return process
+
+    def stdout(self, name: str) -> Path:
+        return self.folder / f"{name}.stdout"
+
+    def stderr(self, name: str) -> Path:
+        return self.folder / f"{name}.stderr"
+
+    def shown(self) -> str:
+        """Each process's state, stdout and stderr so far."""
+        parts = []
+        for name, process in self.started.items():
+            state = "running" if process.returncode is None else f"exit {process.returncode}"
+            parts.append(
+                f"--- {name} ({state}), stdout:\n{self.stdout(name).read_text(errors='replace')}"
+            )
+            parts.append(f"--- {name}, stderr:\n{self.stderr(name).read_text(errors='replace')}")
+        return "\n".join(parts)
+
+    async def wait_for(
+        self, condition: Callable[[], bool], what: str, *, watching: str, timeout: float = 120.0
+    ) -> None:
+        """Wait until `condition()` holds; fail at once if process `watching` exits first.
+        The timeout is only a guard for a broken test."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            process = self.started[watching]
+            assert process.returncode is None, f"{watching} exited before {what}:\n{self.shown()}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.shown()}"
+            await asyncio.sleep(0.05)
+
+    async def exit_code(self, name: str, timeout: float = 300.0) -> int:
+        """The exit code of process `name`, once it has exited (a guard for a broken test)."""
+        try:
+            return await asyncio.wait_for(self.started[name].wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{name} ran over {timeout:g} s:\n{self.shown()}") from None
+
+    async def stop_all(self) -> None:
+        for process in self.started.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
 
 
 def listening(port: int) -> bool:
@@ -664,11 +744,11 @@ async def test_image_commands_install_the_service_and_run_the_sample(
     A worker started as the image starts it (cwd /app holding only the venv, HOME missing)
     serves the compose sample run over sample_data/, then drains on SIGTERM and exits 0.
     """
-    app, services = image_app, compose()["services"]
-    site_argv = services["sample-site"]["command"]
+    app, services_of_compose = image_app, compose()["services"]
+    site_argv = services_of_compose["sample-site"]["command"]
     site_port = free_port()
     site_name = f"sample-site:{site_argv[site_argv.index('http.server') + 1]}"
-    store_url = services["worker"]["environment"][ENV_PREFIX + "STATE_STORE_URL"]
+    store_url = services_of_compose["worker"]["environment"][ENV_PREFIX + "STATE_STORE_URL"]
     redis_name, redis_port = urlsplit(store_url).netloc, free_port()  # compose's redis service
 
     def localize(value: str) -> str:
@@ -682,53 +762,51 @@ async def test_image_commands_install_the_service_and_run_the_sample(
         return on_host(value, app)
 
     def service_env(name: str) -> dict[str, str]:
-        env = {k: localize(str(v)) for k, v in services[name]["environment"].items()}
+        env = {k: localize(str(v)) for k, v in services_of_compose[name]["environment"].items()}
         env[ENV_PREFIX + "TASK_QUEUE"] = f"image-{tmp_path.name}"
         for setting in ENDPOINT_SETTINGS:  # free ports: other workers may use the defaults
             env[ENV_PREFIX + setting.upper()] = str(free_port())
         return image_env(app, **env)
 
     final = dockerfile()[-1]
-    processes: list[asyncio.subprocess.Process] = []
-
-    async def start(argv: list[str], env: dict[str, str], **kwargs: Any) -> Any:
-        """`argv` started as in its container: PATH lookup, cwd /app, only `env`."""
-        process = await asyncio.create_subprocess_exec(
-            *executable(argv, env), cwd=app, env=env, **kwargs
-        )
-        processes.append(process)
-        return process
-
-    worker_log = tmp_path / "worker.log"
+    services = Services(tmp_path)
     worker_env = service_env("worker")
-    async with stopped_at_exit(processes):
+    try:
         if store_url.startswith("redis:"):
             assert shutil.which("redis-server"), "redis-server is not installed (apt redis-server)"
             redis = ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port)]
             redis += ["--save", "", "--appendonly", "no"]
-            await start(redis, {"PATH": "/usr/local/bin:/usr/bin:/bin"}, stdout=DEVNULL)
-            await wait_for(lambda: listening(redis_port), "redis-server")
-        with worker_log.open("wb") as log:
-            worker = await start(final.last("CMD").exec_form(), worker_env, stderr=log)
+            await services.start("redis", redis, {"PATH": "/usr/local/bin:/usr/bin:/bin"}, app)
+            await services.wait_for(lambda: listening(redis_port), "Redis", watching="redis")
+        await services.start("worker", final.last("CMD").exec_form(), worker_env, app)
         port = site_name.split(":")[1]
         site_command = [str(site_port) if a == port else localize(a) for a in site_argv]
-        await start(site_command, service_env("sample-site"), stderr=DEVNULL)
-        await wait_for(lambda: b"worker started" in worker_log.read_bytes(), "the worker")
-        await wait_for(lambda: listening(site_port), "the sample site")
+        await services.start("sample-site", site_command, service_env("sample-site"), app)
+        worker_log = services.stderr("worker")
+        await services.wait_for(
+            lambda: b"worker started" in worker_log.read_bytes(), "the worker", watching="worker"
+        )
+        await services.wait_for(
+            lambda: listening(site_port), "the sample site", watching="sample-site"
+        )
 
-        run_command = [localize(arg) for arg in services["run-sample"]["command"]]
-        run = await start(run_command, service_env("run-sample"), stdout=PIPE, stderr=PIPE)
-        stdout, stderr = await asyncio.wait_for(run.communicate(), 120)
-        assert run.returncode == 0, stderr.decode()
+        run_command = [localize(arg) for arg in services_of_compose["run-sample"]["command"]]
+        await services.start("run-sample", run_command, service_env("run-sample"), app)
+        assert await services.exit_code("run-sample") == 0, services.shown()
         documents = len(list((PROJECT / "sample_data").glob("*.txt")))
-        assert f"fetched {documents} of {documents} URLs" in stdout.decode()
+        stdout = services.stdout("run-sample").read_text()
+        assert f"fetched {documents} of {documents} URLs" in stdout, services.shown()
 
         if "health_port" in Settings.model_fields:  # the image's HEALTHCHECK, on this worker
-            check = await start(final.last("HEALTHCHECK").exec_form(), worker_env)
-            assert await asyncio.wait_for(check.wait(), 30) == 0
+            await services.start(
+                "healthcheck", final.last("HEALTHCHECK").exec_form(), worker_env, app
+            )
+            assert await services.exit_code("healthcheck", 60) == 0, services.shown()
 
-        worker.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(worker.wait(), 60) == 0
-    log_text = worker_log.read_text()
-    assert "draining" in log_text
-    assert "worker stopped" in log_text
+        services.started["worker"].send_signal(signal.SIGTERM)
+        assert await services.exit_code("worker", 120) == 0, services.shown()
+        log_text = worker_log.read_text()
+        assert "draining" in log_text, services.shown()
+        assert "worker stopped" in log_text, services.shown()
+    finally:
+        await services.stop_all()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import re
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,7 +37,7 @@ from {{ cookiecutter.package_name }}.settings import (
     ENV_PREFIX,
 )
 
-from .conftest import PACKAGE, address_of, free_port
+from .conftest import PACKAGE, address_of
 from .test_health import get
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -371,6 +372,38 @@ ONE_SHOT = [pattern for pattern in PATTERNS if pattern.id != "graceful_worker"]
 (GRACEFUL_WORKER,) = [pattern for pattern in PATTERNS if pattern.id == "graceful_worker"]
 
 
+def run_smoke(command: list[str], cwd: Path, timeout: float = 300.0) -> tuple[int, str, str]:
+    """Run a smoke script; return its exit code, stdout and stderr.
+
+    It leads a process group of its own (pool children join it), killed however this ends:
+    on a timeout (only a broken test: far above the time it needs) the AssertionError shows
+    what it had printed.
+    """
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=smoke_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"{' '.join(command)} ran over {timeout:g} s:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            ) from None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever it left in its group
+    return process.returncode, stdout, stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("pattern", ONE_SHOT, ids=lambda p: p.id)
 def test_pattern_works_copied_alone(
@@ -378,17 +411,12 @@ def test_pattern_works_copied_alone(
 ) -> None:
     python = venv_with(pattern.requires)
     script = scratch_project(pattern, tmp_path)
-    result = subprocess.run(
-        [str(python), script.name, str(tmp_path / "state" / "state.db")],
-        cwd=tmp_path,
-        env=smoke_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    code, stdout, stderr = run_smoke(
+        [str(python), script.name, str(tmp_path / "state" / "state.db")], cwd=tmp_path
     )
-    output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    assert result.returncode == 0, output
-    assert result.stdout.splitlines()[-1:] == ["ok"], output
+    output = f"exit code {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    assert code == 0, output
+    assert stdout.splitlines()[-1:] == ["ok"], output
 
 
 @workflow.defn(sandboxed=False)
@@ -396,89 +424,154 @@ class CallPause:
     """Calls the smoke worker's `pause` activity on its task queue."""
 
     @workflow.run
-    async def run(self, activity_queue: str) -> int:
+    async def run(self, activity_queue: str, gate_file: str) -> int:
         paused: int = await workflow.execute_activity(  # by name: the result is typed here
             "pause",
-            1.5,
+            gate_file,
             result_type=int,
             task_queue=activity_queue,
-            start_to_close_timeout=timedelta(seconds=60),
+            start_to_close_timeout=timedelta(seconds=300),  # a guard: the test opens the gate
         )
         return paused
 
 
-@pytest.fixture
-def killed_at_exit() -> Iterator[list[asyncio.subprocess.Process]]:
-    processes: list[asyncio.subprocess.Process] = []
-    yield processes
-    for process in processes:
-        if process.returncode is None:
-            process.kill()
+class SmokeWorker:
+    """The graceful worker's smoke script as a process: the leader of its own process group,
+    its stdout and stderr read all along and kept, to be shown by every assertion."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        assert process.stdout is not None
+        assert process.stderr is not None
+        self._readers = [
+            asyncio.create_task(self._read(process.stdout, self.stdout, self._lines)),
+            asyncio.create_task(self._read(process.stderr, self.stderr, None)),
+        ]
+
+    @staticmethod
+    async def _read(
+        stream: asyncio.StreamReader, kept: list[str], lines: asyncio.Queue[str | None] | None
+    ) -> None:
+        while line := await stream.readline():
+            kept.append(line.decode(errors="replace"))
+            if lines is not None:
+                lines.put_nowait(kept[-1])
+        if lines is not None:
+            lines.put_nowait(None)  # end of output
+
+    def shown(self) -> str:
+        """Everything it has printed so far, and its exit code if it has exited."""
+        return (
+            f"exit code {self.process.returncode}\n"
+            f"stdout:\n{''.join(self.stdout)}\nstderr:\n{''.join(self.stderr)}"
+        )
+
+    async def next_line(self, timeout: float = 120.0) -> str:
+        """The next line of its stdout (a timeout only stops a broken test)."""
+        try:
+            line = await asyncio.wait_for(self._lines.get(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no line in {timeout:g} s:\n{self.shown()}") from None
+        assert line is not None, f"its stdout ended:\n{self.shown()}"
+        return line
+
+    async def finish(self, timeout: float = 120.0) -> int:
+        """Its exit code, once it has exited and all its output is read."""
+        try:
+            await asyncio.wait_for(asyncio.gather(self.process.wait(), *self._readers), timeout)
+        except TimeoutError:
+            raise AssertionError(f"it did not exit in {timeout:g} s:\n{self.shown()}") from None
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+    async def kill(self) -> None:
+        """Kill its whole process group, however the test ended."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
+        for reader in self._readers:
+            reader.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
 
 
 @pytest.mark.slow
 async def test_graceful_worker_works_copied_alone(
-    client: Client,
-    tmp_path: Path,
-    venv_with: Callable[[frozenset[str]], Path],
-    killed_at_exit: list[asyncio.subprocess.Process],
+    client: Client, tmp_path: Path, venv_with: Callable[[frozenset[str]], Path]
 ) -> None:
     python = venv_with(GRACEFUL_WORKER.requires)
     script = scratch_project(GRACEFUL_WORKER, tmp_path)
-    port = free_port()
-    health = f"http://127.0.0.1:{port}"
     activity_queue = f"patterns-{uuid.uuid4().hex[:8]}"
-    worker = await asyncio.create_subprocess_exec(
-        str(python),
-        script.name,
-        address_of(client),
-        activity_queue,
-        str(port),
-        cwd=tmp_path,
-        env=smoke_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    killed_at_exit.append(worker)
-    assert worker.stdout is not None
-    assert worker.stderr is not None
-
-    async def readyz() -> tuple[int, str]:
-        while True:
-            try:
-                return await asyncio.to_thread(get, f"{health}/readyz")
-            except OSError:  # not listening yet
-                await asyncio.sleep(0.05)
-
-    async def until_ready() -> None:
-        while await readyz() != (200, "ready\n"):
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(until_ready(), 60)
-    async with Worker(client, task_queue=f"{activity_queue}-wf", workflows=[CallPause]):
-        handle = await client.start_workflow(
-            CallPause.run,
+    gate_file = tmp_path / "gate-open"  # `pause` runs until the test creates it
+    worker = SmokeWorker(
+        await asyncio.create_subprocess_exec(
+            str(python),
+            script.name,
+            address_of(client),
             activity_queue,
-            id=f"patterns-{uuid.uuid4()}",
-            task_queue=f"{activity_queue}-wf",
+            "0",  # any free port: it prints the one it got
+            cwd=tmp_path,
+            env=smoke_env(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
         )
-        line = await asyncio.wait_for(worker.stdout.readline(), 30)
-        assert line == b"activity started\n", line
-        worker.send_signal(signal.SIGTERM)
+    )
+    try:
+        line = await worker.next_line()
+        assert line.startswith("health port "), worker.shown()
+        health = f"http://127.0.0.1:{int(line.split()[-1])}"
 
-        async def not_ready() -> tuple[int, str]:
-            while (answer := await readyz())[0] == 200:
+        async def probe(path: str) -> tuple[int, str]:
+            return await asyncio.to_thread(get, f"{health}{path}")
+
+        async def readyz_until(wanted: Callable[[int], bool]) -> tuple[int, str]:
+            """Poll /readyz until its status is as `wanted` (a guard stops a broken test)."""
+            answer = (0, "never answered")
+            deadline = asyncio.get_running_loop().time() + 120
+            while asyncio.get_running_loop().time() < deadline:
+                try:
+                    answer = await probe("/readyz")
+                except OSError as error:  # no answer (a timeout under load): ask again
+                    answer = (0, repr(error))
+                else:
+                    if wanted(answer[0]):
+                        return answer
+                assert worker.process.returncode is None, f"it exited:\n{worker.shown()}"
                 await asyncio.sleep(0.02)
-            return answer
+            raise AssertionError(f"/readyz stayed {answer}:\n{worker.shown()}")
 
-        # Draining: no longer ready, still alive; then the activity finishes on attempt 1.
-        draining = await asyncio.wait_for(not_ready(), 10)
-        alive = await asyncio.to_thread(get, f"{health}/healthz")
-        attempt = await asyncio.wait_for(handle.result(), 30)
-    stdout, stderr = await asyncio.wait_for(worker.communicate(), 30)
-    shown = f"exit code {worker.returncode}, stdout {stdout!r}, stderr:\n{stderr.decode()}"
-    assert (draining, alive) == ((503, "not ready\n"), (200, "ok\n")), shown
-    assert attempt == 1, shown
-    assert worker.returncode == 0, shown
-    assert stdout == b"stopped\n", shown
-    assert b"signal received: draining" in stderr, shown
+        ready = await readyz_until(lambda status: status == 200)
+        assert ready == (200, "ready\n"), worker.shown()
+        async with Worker(client, task_queue=f"{activity_queue}-wf", workflows=[CallPause]):
+            handle = await client.start_workflow(
+                CallPause.run,
+                args=[activity_queue, str(gate_file)],
+                id=f"patterns-{uuid.uuid4()}",
+                task_queue=f"{activity_queue}-wf",
+            )
+            try:
+                line = await worker.next_line()
+                assert line == "activity started\n", worker.shown()
+                # `pause` now waits for the gate: everything below happens while it runs.
+                worker.process.send_signal(signal.SIGTERM)
+                draining = await readyz_until(lambda status: status != 200)
+                alive = await probe("/healthz")
+                assert worker.process.returncode is None, worker.shown()
+                assert (draining, alive) == ((503, "not ready\n"), (200, "ok\n")), worker.shown()
+                gate_file.touch()  # the activity may finish now, during the drain
+                attempt = await asyncio.wait_for(handle.result(), 120)
+            finally:
+                gate_file.touch()
+                if not (await handle.describe()).close_time:
+                    await handle.terminate("test over")
+        code = await worker.finish()
+    finally:
+        await worker.kill()
+    assert attempt == 1, worker.shown()
+    assert code == 0, worker.shown()
+    assert "".join(worker.stdout).endswith("activity started\nstopped\n"), worker.shown()
+    assert "signal received: draining" in "".join(worker.stderr), worker.shown()

@@ -148,28 +148,67 @@ async def test_batches_give_the_same_result_as_one_batch_and_find_duplicates_acr
     ]
 
 
+def lengths_seen(history: WorkflowHistory, kind: EventType.ValueType) -> list[int]:
+    """For each event of `kind` (a command's event), the history length that the workflow
+    task which made it saw: the id of that task's WorkflowTaskStarted event."""
+    by_id = {e.event_id: e for e in history.events}
+    seen = []
+    for event in history.events:
+        if event.event_type != kind:
+            continue
+        _, attributes = event.ListFields()[-1]  # the event's attributes
+        completed = by_id[attributes.workflow_task_completed_event_id]
+        seen.append(completed.workflow_task_completed_event_attributes.started_event_id)
+    return seen
+
+
 async def test_a_long_pipeline_continues_as_new_and_keeps_its_counts(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
 ) -> None:
-    urls = [site.url(f"doc/can-{i}") for i in range(12)]
+    # How many events a run has when it reaches the limit depends on timing (whether events
+    # of the two running batches share a workflow task), so the test checks the rule on each
+    # history instead of counts: a batch is started only by a task that saw fewer than
+    # `limit` events, and a run continues as new from a task that saw `limit` or more.
+    # Continuing as new is certain: the task that starts a 13th batch has seen at least 54
+    # events (12 finished batches of 3 events each, 6 earlier tasks of 3, and its own 2 +
+    # the run's first event), so no run can start all 16.
+    limit = 50  # the lowest the options allow
+    urls = [site.url(f"doc/can-{i}") for i in range(16)]
     request = PipelineInput(
         urls=urls,
-        options=PipelineOptions(batch_size=1, parallel_batches=2, continue_as_new_after_events=50),
+        options=PipelineOptions(
+            batch_size=1, parallel_batches=2, continue_as_new_after_events=limit
+        ),
     )
     settings = make_settings(tmp_path, task_queue=task_queue)
     handle, result, report = await run_pipeline(client, settings, pool, request)
 
-    first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
-    first_run = await first.fetch_history()
-    assert event_types(first_run, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)
-    # It stopped starting batches at the limit; the two running then finished.
-    assert 50 <= len(first_run.events) < 50 + 2 * 10
-    assert len(children(first_run)) < 12
-    last_run = await handle.fetch_history()
-    assert len(children(first_run)) + len(children(last_run)) <= 12
+    runs = []
+    run_id: str | None = handle.first_execution_run_id
+    while run_id:  # the chain of runs, first to last
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        runs.append(history)
+        (last,) = history.events[-1:]
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    assert len(runs) >= 2
+    for number, history in enumerate(runs, 1):
+        started = lengths_seen(
+            history, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+        )
+        assert started, f"run {number} started no batch"
+        assert max(started) < limit, f"run {number}: a batch started after {max(started)} events"
+        # The batches a run started all finished in it, before it continued as new.
+        finished = event_types(history, EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED)
+        assert len(finished) == len(started), f"run {number}"
+        if number < len(runs):
+            (continued,) = lengths_seen(
+                history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+            )
+            assert continued >= limit, f"run {number} continued as new after {continued} events"
+    assert sum(len(children(history)) for history in runs) == 16  # each batch once
     assert [d.url for d in report.documents] == urls
-    assert (result.stats.urls, result.stats.fetched, result.stats.batches) == (12, 12, 12)
-    assert result.stats.fingerprint.computed == 12
+    assert (result.stats.urls, result.stats.fetched, result.stats.batches) == (16, 16, 16)
+    assert result.stats.fingerprint.computed == 16
 
 
 async def test_an_empty_url_list_completes_with_nothing(
