@@ -39,7 +39,7 @@ from {{ cookiecutter.package_name }}.settings import (
     unknown_variables,
 )
 
-from .conftest import address_of
+from .conftest import address_of, run_in_group
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -67,42 +67,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def run_in_group(
-    command: list[str],
-    *,
-    timeout: float,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run `command` (output captured) in a process group of its own, killed however this
-    ends: nothing it started outlives the test. A timeout, only a guard for a broken test,
-    fails with what it had printed."""
-    with subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    ) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            raise AssertionError(
-                f"{shlex.join(command)} ran over {timeout:g} s:\n"
-                f"stdout:\n{stdout}\nstderr:\n{stderr}"
-            ) from None
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def seconds(duration: str | int | float) -> float:

@@ -37,7 +37,7 @@ from {{ cookiecutter.package_name }}.settings import (
     ENV_PREFIX,
 )
 
-from .conftest import PACKAGE, address_of
+from .conftest import PACKAGE, address_of, run_in_group
 from .test_health import get
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -373,35 +373,10 @@ ONE_SHOT = [pattern for pattern in PATTERNS if pattern.id != "graceful_worker"]
 
 
 def run_smoke(command: list[str], cwd: Path, timeout: float = 300.0) -> tuple[int, str, str]:
-    """Run a smoke script; return its exit code, stdout and stderr.
-
-    It leads a process group of its own (pool children join it), killed however this ends:
-    on a timeout (only a broken test: far above the time it needs) the AssertionError shows
-    what it had printed.
-    """
-    with subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=smoke_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    ) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            raise AssertionError(
-                f"{' '.join(command)} ran over {timeout:g} s:\nstdout:\n{stdout}\nstderr:\n{stderr}"
-            ) from None
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # whatever it left in its group
-    return process.returncode, stdout, stderr
+    """Run a smoke script in a process group of its own (`run_in_group`); return its exit
+    code, stdout and stderr."""
+    result = run_in_group(command, timeout=timeout, cwd=cwd, env=smoke_env())
+    return result.returncode, result.stdout, result.stderr
 
 
 @pytest.mark.slow
