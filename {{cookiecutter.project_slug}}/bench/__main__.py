@@ -27,25 +27,22 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
-from tests.http_site import random_words
-from {{ cookiecutter.package_name }} import (
+from tests.toolkit.http_site import random_words
+from {{ cookiecutter.package_name }}.app import (
+    Settings,
+)
+from {{ cookiecutter.package_name }}.pipeline import (
     minhash,
 )
-from {{ cookiecutter.package_name }}.activities.fetch import (
+from {{ cookiecutter.package_name }}.pipeline.activities.fetch import (
     FetchActivities,
 )
-from {{ cookiecutter.package_name }}.activities.fingerprint import (
+from {{ cookiecutter.package_name }}.pipeline.activities.fingerprint import (
     FingerprintActivities,
     FingerprintState,
     signature_memo_key,
 )
-from {{ cookiecutter.package_name }}.checkpoint import (
-    Checkpoint,
-)
-from {{ cookiecutter.package_name }}.memo import (
-    Memo,
-)
-from {{ cookiecutter.package_name }}.models import (
+from {{ cookiecutter.package_name }}.pipeline.models import (
     DocumentRef,
     FetchRequest,
     FetchResult,
@@ -53,13 +50,16 @@ from {{ cookiecutter.package_name }}.models import (
     MinHashParams,
     body_key,
 )
-from {{ cookiecutter.package_name }}.pool import (
+from {{ cookiecutter.package_name }}.runtime.checkpoint import (
+    Checkpoint,
+)
+from {{ cookiecutter.package_name }}.runtime.memo import (
+    Memo,
+)
+from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
 )
-from {{ cookiecutter.package_name }}.settings import (
-    Settings,
-)
-from {{ cookiecutter.package_name }}.store import (
+from {{ cookiecutter.package_name }}.runtime.store import (
     SqliteStateStore,
 )
 

@@ -5,7 +5,7 @@ CPU per request than `http.server` (no thread per connection, keep-alive), so on
 machine the numbers show the client's overhead. Run: `python -m bench.latency_server MS`.
 
 With a word count (`python -m bench.latency_server MS WORDS`) each path gets a document of
-that many pseudo-random words seeded by the path (`tests.http_site.random_words`), and a
+that many pseudo-random words seeded by the path (`tests.toolkit.http_site.random_words`), and a
 path ending in `/near` gets a near-duplicate of the path without it: the scale run's corpus.
 """
 
@@ -16,7 +16,7 @@ import sys
 
 
 def document(path: str, words: int) -> bytes:
-    from tests.http_site import random_words
+    from tests.toolkit.http_site import random_words
 
     seed, near = path.removesuffix("/near"), path.endswith("/near")
     return random_words(words, seed, change_every=40 if near else 0).encode()

@@ -30,7 +30,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from drill.ha import ENV_PREFIX, PACKAGE, Cluster
-from {{ cookiecutter.package_name }}.settings import (
+from {{ cookiecutter.package_name }}.app import (
     Settings,
 )
 

@@ -13,8 +13,8 @@ What it does, all on this machine:
    holding its CPU stage mid-way (a rolling update): reports that the worker drained
    (exit 0) with no failed activity.
 
-The moments are made certain with the test toolkit's gate (tests/gate.py), not caught by
-polling: each worker of the two drilled runs is `python -m tests.gated_worker`, the
+The moments are made certain with the test toolkit's gate (tests/toolkit/gate.py), not caught by
+polling: each worker of the two drilled runs is `python -m tests.toolkit.gated_worker`, the
 service's own worker with its state store behind a gate of its own. A gate closes after
 the first checkpoint its worker saves and then holds every store call of that worker, so
 the worker whose gate shows `held` is certainly the one running the CPU stage, mid-way,
@@ -49,40 +49,40 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from tests.gate import Gate
-from tests.http_site import LocalSite  # serves the generated corpus
-from {{ cookiecutter.package_name }} import (
-    devstack,
-)
-from {{ cookiecutter.package_name }}.activities.fingerprint import (
+from tests.toolkit.gate import Gate
+from tests.toolkit.http_site import LocalSite  # serves the generated corpus
+from {{ cookiecutter.package_name }}.pipeline.activities.fingerprint import (
     FingerprintState,
     signature_memo_key,
 )
-from {{ cookiecutter.package_name }}.checkpoint import (
-    Checkpoint,
-)
-from {{ cookiecutter.package_name }}.memo import (
-    Memo,
-)
-from {{ cookiecutter.package_name }}.models import (
+from {{ cookiecutter.package_name }}.pipeline.models import (
     MinHashParams,
     PipelineInput,
     PipelineOptions,
     PipelineResult,
 )
-from {{ cookiecutter.package_name }}.report import (
+from {{ cookiecutter.package_name }}.pipeline.report import (
     PipelineReport,
     read_report,
 )
-from {{ cookiecutter.package_name }}.settings import (
-    DEFAULT_STATE_STORE_URL,
-)
-from {{ cookiecutter.package_name }}.store import (
-    open_store,
-)
-from {{ cookiecutter.package_name }}.workflows import (
+from {{ cookiecutter.package_name }}.pipeline.workflows import (
     PipelineWorkflow,
     batch_workflow_id,
+)
+from {{ cookiecutter.package_name }}.runtime import (
+    devstack,
+)
+from {{ cookiecutter.package_name }}.runtime.checkpoint import (
+    Checkpoint,
+)
+from {{ cookiecutter.package_name }}.runtime.memo import (
+    Memo,
+)
+from {{ cookiecutter.package_name }}.runtime.settings import (
+    DEFAULT_STATE_STORE_URL,
+)
+from {{ cookiecutter.package_name }}.runtime.store import (
+    open_store,
 )
 
 PACKAGE = devstack.PACKAGE
@@ -264,7 +264,7 @@ class Cluster:
                 "HOME": str(self.home),
                 "TEMPORAL_CONFIG_FILE": str(self.home / "absent-temporal.toml"),
                 "TEMPORAL_ADDRESS": self.address,
-                "PYTHONPATH": str(PROJECT),  # `tests.gated_worker` from the empty cwd
+                "PYTHONPATH": str(PROJECT),  # `tests.toolkit.gated_worker` from the empty cwd
             }
         )
         return env
@@ -274,7 +274,7 @@ class Cluster:
     ) -> Process:
         """A worker process, once it logged that it polls; `settings` override the drill's.
 
-        `gated`: `python -m tests.gated_worker`, its store behind a fresh gate of its own
+        `gated`: `python -m tests.toolkit.gated_worker`, its store behind a fresh gate of its own
         (in gates/<name>; a gate closes once per process), which holds it after its first
         checkpoint until opened. Otherwise the service's own `worker` command.
         """
@@ -286,7 +286,7 @@ class Cluster:
             gate = Gate(self.workdir / "gates" / name)
             gate.folder.mkdir(parents=True)  # new: no `open` left from an earlier run
             env.update(gate.env())
-        command = ["-m", "tests.gated_worker"] if gated else ["-m", PACKAGE, "worker"]
+        command = ["-m", "tests.toolkit.gated_worker"] if gated else ["-m", PACKAGE, "worker"]
         worker = await self.spawn(name, sys.executable, *command, env=env, gate=gate, worker=True)
         for _ in range(int(START_TIMEOUT_SECONDS / 0.05)):
             if "worker started" in worker.log_text():

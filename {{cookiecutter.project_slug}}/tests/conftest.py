@@ -26,21 +26,23 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from {{ cookiecutter.package_name }}.pool import (
-    CpuPool,
-)
-from {{ cookiecutter.package_name }}.settings import (
-    ENV_PREFIX,
+from {{ cookiecutter.package_name }}.app import (
     Settings,
 )
-from {{ cookiecutter.package_name }}.store import (
+from {{ cookiecutter.package_name }}.runtime.pool import (
+    CpuPool,
+)
+from {{ cookiecutter.package_name }}.runtime.settings import (
+    ENV_PREFIX,
+)
+from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
     open_store,
 )
 
-from .gate import Gate
-from .http_site import LocalSite
-from .redis_server import RedisServer
+from .toolkit.gate import Gate
+from .toolkit.http_site import LocalSite
+from .toolkit.redis_server import RedisServer
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -272,14 +274,14 @@ async def start_worker(
     `os.killpg` reaches them all (`send_signal` only the worker), and `stop_worker` can
     always kill the whole group. (Pool children ignore SIGTERM and SIGINT and outlive a
     worker killed alone; they would hold its stderr open, and `wait()` would never return.)
-    With `gate`, the worker's state store is behind that gate (tests/gate.py,
-    `python -m tests.gated_worker`).
+    With `gate`, the worker's state store is behind that gate (tests/toolkit/gate.py,
+    `python -m tests.toolkit.gated_worker`).
 
     It runs in `SERVICE_CWD`, so no developer's `.env` reaches it. Its log is read all along
     (a full pipe would stall it) and kept for `worker_log`. Prefer `running_worker`, which
     also stops the worker however the test ends.
     """
-    command = ["-m", "tests.gated_worker"] if gate else ["-m", PACKAGE, "worker"]
+    command = ["-m", "tests.toolkit.gated_worker"] if gate else ["-m", PACKAGE, "worker"]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *command,

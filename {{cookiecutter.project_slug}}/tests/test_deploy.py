@@ -33,9 +33,11 @@ import pytest
 import yaml
 from temporalio.client import Client
 
-from {{ cookiecutter.package_name }}.settings import (
-    ENV_PREFIX,
+from {{ cookiecutter.package_name }}.app import (
     Settings,
+)
+from {{ cookiecutter.package_name }}.runtime.settings import (
+    ENV_PREFIX,
     unknown_variables,
 )
 
@@ -237,7 +239,7 @@ def test_resources_and_pool_size_agree() -> None:
 
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """`environ`'s settings, validated; unknown variables of ours fail the test."""
-    assert unknown_variables(dict(environ)) == []
+    assert unknown_variables(Settings, dict(environ)) == []
     values: dict[str, Any] = {  # raw strings: Settings validates and converts them
         name.removeprefix(ENV_PREFIX).lower(): value
         for name, value in environ.items()
@@ -267,7 +269,7 @@ def test_settings_come_from_the_config_map_and_secrets_from_a_secret() -> None:
         assert value.startswith("<"), f"{name} must be a placeholder"
         assert value.endswith(">"), f"{name} must be a placeholder"
         assert name not in config["data"]
-    assert unknown_variables(secret["stringData"]) == []
+    assert unknown_variables(Settings, secret["stringData"]) == []
     redis = config["data"][ENV_PREFIX + "STATE_STORE_URL"].startswith(("redis:", "rediss:"))
     assert (ENV_PREFIX + "STATE_STORE_PASSWORD" in secret["stringData"]) == redis
     assert "deploy/k8s/secret.yaml" in (PROJECT / ".gitignore").read_text().splitlines()
@@ -473,7 +475,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
         f"src/{PACKAGE}/__pycache__/worker.cpython-311.pyc",
         ".pytest_cache/v/cache",
         ".ruff_cache/CACHEDIR.TAG",
-        "tests/histories/pipeline.json",
+        "tests/pipeline/histories/pipeline.json",
         "sample_data/gil.txt",
         "drill/ha.py",
         ".git/HEAD",
@@ -601,7 +603,7 @@ def image_app(tmp_path: Path) -> Path:
         on_host(source, built), on_host(destination, app), symlinks=True, dirs_exist_ok=True
     )
     # The service is installed into the venv (--no-editable), not linked to this checkout.
-    (_installed,) = app.glob(f".venv/lib/python*/site-packages/{PACKAGE}/worker.py")
+    (_installed,) = app.glob(f".venv/lib/python*/site-packages/{PACKAGE}/runtime/worker.py")
     links = app.glob(".venv/lib/python*/site-packages/*.pth")
     assert not any(str(PROJECT) in link.read_text() for link in links)
     return app

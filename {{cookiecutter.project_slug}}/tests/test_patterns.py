@@ -33,12 +33,12 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from {{ cookiecutter.package_name }}.settings import (
+from {{ cookiecutter.package_name }}.runtime.settings import (
     ENV_PREFIX,
 )
 
 from .conftest import PACKAGE, address_of, run_in_group
-from .test_health import get
+from .runtime.test_health import get
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOC = PROJECT / "docs" / "patterns.md"
@@ -244,8 +244,10 @@ def top_level_names(relative: str) -> set[str]:
 # -- fast: the lists are exact ----------------------------------------------------------
 
 
-def test_the_doc_lists_patterns_and_each_has_its_own_script() -> None:
-    assert len(PATTERNS) >= 6
+def test_the_contents_list_exactly_the_sections_and_each_has_its_own_script() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    listed = re.findall(r"^- \[(.+?)\]\(#[a-z0-9-]+\)$", text, flags=re.MULTILINE)
+    assert listed == [pattern.title for pattern in PATTERNS]
     scripts = [pattern.smoke for pattern in PATTERNS]
     assert len(set(scripts)) == len(scripts)
     assert set(scripts) == set(SMOKES.glob("*.py")), "a script in tests/patterns/ no pattern names"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from {{ cookiecutter.package_name }}.devstack import (
+from {{ cookiecutter.package_name }}.runtime.devstack import (
     serve_samples,
 )
 

@@ -36,7 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from {{ cookiecutter.package_name }}.minhash import (
+from {{ cookiecutter.package_name }}.pipeline.minhash import (
     signature,
 )
 

@@ -1,9 +1,10 @@
 """A Temporal service generated from the Python Temporal service template.
 
-The modules are named for what they hold: `settings` (configuration), `worker` (the
-process that runs workflows and activities), `workflows`, `activities/` and `store`
-(where intermediate results live). docs/patterns.md says which files to copy into another
-project for each reusable pattern, and tests/test_patterns.py proves each list.
+Two layers: `runtime/` is the service machinery (settings, client, worker, graceful
+shutdown, health, metrics, logs, watchdog, process pool, state store, checkpoint, memo)
+and knows no workflow; the sample on top (`pipeline/`) is the part you replace. `app.py`
+is where they meet: it names the settings class, the workflows and activities a worker
+registers, and what `run` starts. docs/make-it-yours.md walks through replacing the sample.
 """
 
 SERVICE_NAME = "{{ cookiecutter.project_slug }}"

@@ -13,8 +13,8 @@ import sys
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment
-from yourpackage.checkpoint import Checkpoint, activity_checkpoint_key
-from yourpackage.store import SqliteStateStore
+from yourpackage.runtime.checkpoint import Checkpoint, activity_checkpoint_key
+from yourpackage.runtime.store import SqliteStateStore
 
 
 class Progress(BaseModel):

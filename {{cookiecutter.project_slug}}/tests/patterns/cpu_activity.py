@@ -13,16 +13,16 @@ import os
 import sys
 
 from temporalio.testing import ActivityEnvironment
-from yourpackage.activities.fingerprint import FingerprintActivities
-from yourpackage.models import (
+from yourpackage.pipeline.activities.fingerprint import FingerprintActivities
+from yourpackage.pipeline.models import (
     DocumentRef,
     FetchResult,
     FingerprintRequest,
     MinHashParams,
     body_key,
 )
-from yourpackage.pool import CpuPool
-from yourpackage.store import SqliteStateStore
+from yourpackage.runtime.pool import CpuPool
+from yourpackage.runtime.store import SqliteStateStore
 
 TEXTS = {
     "a": "the quick brown fox jumps over the lazy dog near the river bank today",

@@ -16,9 +16,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from temporalio.testing import ActivityEnvironment
-from yourpackage.activities.fetch import FetchActivities
-from yourpackage.models import FetchRequest, FetchResult, body_key
-from yourpackage.store import SqliteStateStore
+from yourpackage.pipeline.activities.fetch import FetchActivities
+from yourpackage.pipeline.models import FetchRequest, FetchResult, body_key
+from yourpackage.runtime.store import SqliteStateStore
 
 CONCURRENCY = 2
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
-from yourpackage.graceful import run_until_stopped, stop_on_signals
-from yourpackage.health import start_health_server
+from yourpackage.runtime.graceful import run_until_stopped, stop_on_signals
+from yourpackage.runtime.health import start_health_server
 
 # Far above what the test needs: only a broken test ever waits this long.
 GRACE = timedelta(seconds=300)

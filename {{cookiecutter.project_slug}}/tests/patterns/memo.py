@@ -11,11 +11,11 @@ import os
 import subprocess
 import sys
 
-from yourpackage.memo import Memo, memo_key, memoize
-from yourpackage.store import SqliteStateStore
+from yourpackage.runtime.memo import Memo, memo_key, memoize
+from yourpackage.runtime.store import SqliteStateStore
 
 KEY_IN_A_CHILD = (
-    "import sys; from yourpackage.memo import memo_key;"
+    "import sys; from yourpackage.runtime.memo import memo_key;"
     " print(memo_key('word_count', 1, sys.argv[1], True))"
 )
 

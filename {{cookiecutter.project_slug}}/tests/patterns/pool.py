@@ -11,7 +11,7 @@ import os
 import signal
 
 from temporalio.exceptions import ApplicationError
-from yourpackage.pool import CpuPool
+from yourpackage.runtime.pool import CpuPool
 
 
 def sum_of_squares(limit: int) -> int:

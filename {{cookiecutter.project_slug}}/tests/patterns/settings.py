@@ -12,8 +12,8 @@ import os
 import socket
 from pathlib import Path
 
-from yourpackage.client import TemporalUnreachableError, connect, temporal_connect_config
-from yourpackage.settings import ENV_FILE, ENV_PREFIX, load_settings
+from yourpackage.runtime.client import TemporalUnreachableError, connect, temporal_connect_config
+from yourpackage.runtime.settings import ENV_FILE, ENV_PREFIX, RuntimeSettings, load_settings
 
 
 def unused_address() -> str:
@@ -25,25 +25,25 @@ def unused_address() -> str:
 def main() -> None:
     address = unused_address()
     Path(ENV_FILE).write_text(
-        f"{ENV_PREFIX}CPU_CHUNK_SIZE=7\nTEMPORAL_NAMESPACE=from-dotenv\n", encoding="utf-8"
+        f"{ENV_PREFIX}CHECKPOINT_EVERY_ITEMS=7\nTEMPORAL_NAMESPACE=from-dotenv\n", encoding="utf-8"
     )
-    os.environ[ENV_PREFIX + "FETCH_CONCURRENCY"] = "20"
+    os.environ[ENV_PREFIX + "CPU_PROCESSES"] = "3"
     os.environ["TEMPORAL_ADDRESS"] = address
 
-    settings = load_settings()
-    assert (settings.fetch_concurrency, settings.cpu_chunk_size) == (20, 7)
+    settings = load_settings(RuntimeSettings)
+    assert (settings.cpu_processes, settings.checkpoint_every_items) == (3, 7)
     config = temporal_connect_config()
     assert (config["target_host"], config["namespace"]) == (address, "from-dotenv"), config
 
-    os.environ[ENV_PREFIX + "FETCH_CONCURENCY"] = "5"  # a typo
+    os.environ[ENV_PREFIX + "CPU_PROCESES"] = "5"  # a typo
     try:
-        load_settings()
+        load_settings(RuntimeSettings)
     except SystemExit as caught:
         code = caught.code
     else:
         raise AssertionError("a misspelt setting should stop the program")
     assert code == 2
-    del os.environ[ENV_PREFIX + "FETCH_CONCURENCY"]
+    del os.environ[ENV_PREFIX + "CPU_PROCESES"]
 
     patient = settings.model_copy(update={"connect_timeout_seconds": 0.5})
     try:

@@ -18,7 +18,7 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from {{ cookiecutter.package_name }}.minhash import (
+    from {{ cookiecutter.package_name }}.pipeline.minhash import (
         signature,
     )
 

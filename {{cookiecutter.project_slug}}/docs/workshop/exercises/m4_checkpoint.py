@@ -19,10 +19,10 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     # Imported for you: the task uses them.
-    from {{ cookiecutter.package_name }}.checkpoint import (  # noqa: F401
+    from {{ cookiecutter.package_name }}.runtime.checkpoint import (  # noqa: F401
         Checkpoint,
     )
-    from {{ cookiecutter.package_name }}.store import (  # noqa: F401
+    from {{ cookiecutter.package_name }}.runtime.store import (  # noqa: F401
         open_store,
     )
 

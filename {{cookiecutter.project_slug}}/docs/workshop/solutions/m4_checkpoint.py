@@ -12,10 +12,10 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from {{ cookiecutter.package_name }}.checkpoint import (
+    from {{ cookiecutter.package_name }}.runtime.checkpoint import (
         Checkpoint,
     )
-    from {{ cookiecutter.package_name }}.store import (
+    from {{ cookiecutter.package_name }}.runtime.store import (
         open_store,
     )
 

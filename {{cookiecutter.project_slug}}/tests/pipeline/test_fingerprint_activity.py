@@ -1,0 +1,185 @@
+"""The fingerprint activity in the SDK's ActivityEnvironment, with a real pool and store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from {{ cookiecutter.package_name }}.pipeline.activities.fingerprint import (
+    FingerprintActivities,
+    FingerprintState,
+)
+from {{ cookiecutter.package_name }}.pipeline.minhash import (
+    signature,
+)
+from {{ cookiecutter.package_name }}.pipeline.models import (
+    DocumentRef,
+    FetchResult,
+    FingerprintRequest,
+    MinHashParams,
+    body_key,
+)
+from {{ cookiecutter.package_name }}.runtime.checkpoint import (
+    Checkpoint,
+)
+from {{ cookiecutter.package_name }}.runtime.pool import (
+    CpuPool,
+)
+from {{ cookiecutter.package_name }}.runtime.store import (
+    StateStore,
+)
+
+from ..toolkit.gate import Gate, GatedStore
+from ..toolkit.http_site import random_words
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """SQLite only: these tests are about the activity, not the store (test_store.py runs both)."""
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+PARAMS = MinHashParams(num_perm=32, shingle_size=3)
+
+
+async def stored_documents(
+    store: StateStore, count: int, words: int, tag: str
+) -> list[DocumentRef]:
+    documents = []
+    for i in range(count):
+        body = random_words(words, f"{tag}-{i}").encode()
+        sha256 = hashlib.sha256(body).hexdigest()
+        await store.put(body_key(sha256), body)
+        documents.append(DocumentRef(url=f"u{i}", sha256=sha256, bytes=len(body), words=words))
+    return documents
+
+
+async def request_for(
+    store: StateStore, documents: list[DocumentRef], params: MinHashParams, tag: str
+) -> FingerprintRequest:
+    """Store the documents' list, as stage 1 does, and ask for their signatures."""
+    await store.put(f"documents:{tag}", FetchResult(documents=documents).model_dump_json().encode())
+    return FingerprintRequest(
+        documents_key=f"documents:{tag}", signatures_key=f"signatures:{tag}", minhash=params
+    )
+
+
+def activities(store: StateStore, pool: CpuPool, **overrides: Any) -> FingerprintActivities:
+    options: dict[str, Any] = {
+        "chunk_size": 2,
+        "checkpoint_every_items": 4,
+        "checkpoint_every_seconds": 60.0,
+        "memo_ttl_seconds": 3600.0,
+    }
+    options.update(overrides)
+    return FingerprintActivities(store, pool, **options)
+
+
+async def test_computes_then_memoizes(store: StateStore, pool: CpuPool) -> None:
+    documents = await stored_documents(store, 6, 50, "memo")
+    request = await request_for(store, documents, PARAMS, "memo")
+    first = await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
+    assert first.model_dump() == {"computed": 6, "restored": 0, "memoized": 0, "attempt": 1}
+
+    signatures = await store.get_json(request.signatures_key)
+    assert signatures is not None
+    body = await store.get(body_key(documents[0].sha256))
+    assert body is not None
+    assert signatures[documents[0].sha256] == signature(body.decode(), 32, 3)
+
+    second = await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
+    assert second.model_dump() == {"computed": 0, "restored": 0, "memoized": 6, "attempt": 1}
+
+
+async def test_resumes_from_a_checkpoint(store: StateStore, pool: CpuPool) -> None:
+    documents = await stored_documents(store, 5, 50, "resume")
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2)
+    # What an earlier attempt left behind: two signatures (deliberately fake values, so
+    # the test can see they were taken as they are, not recomputed).
+    earlier = FingerprintState(signatures={d.sha256: [7] * 32 for d in documents[:2]})
+
+    async def save_earlier() -> None:
+        checkpoint = Checkpoint.for_current_activity(
+            store, FingerprintState, every_items=1, every_seconds=1
+        )
+        await checkpoint.save(earlier)
+
+    await env.run(save_earlier)
+    request = await request_for(store, documents, PARAMS, "resume")
+    result = await env.run(activities(store, pool).fingerprint_documents, request)
+    assert result.model_dump() == {"computed": 3, "restored": 2, "memoized": 0, "attempt": 2}
+    signatures = await store.get_json(request.signatures_key)
+    assert signatures is not None
+    assert signatures[documents[0].sha256] == [7] * 32
+
+    async def checkpoint_left() -> object:
+        checkpoint = Checkpoint.for_current_activity(
+            store, FingerprintState, every_items=1, every_seconds=1
+        )
+        return await checkpoint.load()
+
+    assert await env.run(checkpoint_left) is None  # deleted once the activity completed
+
+
+class WatchedGatedStore(GatedStore):
+    """A `GatedStore` that also says when a call is waiting at the closed gate.
+
+    Cancelling the activity releases the gate only through a call held there (its
+    cancellation); the test cancels once one certainly is.
+    """
+
+    def __init__(self, inner: StateStore, gate: Gate) -> None:
+        super().__init__(inner, gate)
+        self.call_held = asyncio.Event()
+
+    async def _pass(self) -> None:
+        if self._closed and not self._released:
+            self.call_held.set()
+        await super()._pass()
+
+
+async def test_cancellation_stops_the_work_and_keeps_its_progress(
+    store: StateStore, pool: CpuPool, tmp_path: Path
+) -> None:
+    documents = await stored_documents(store, 40, 200, "cancel")
+    request = await request_for(store, documents, PARAMS, "cancel")
+    # Held after the first checkpoint (some progress saved): the activity is certainly in
+    # flight, and cannot finish, however fast the machine is, until the gate opens. It never
+    # does: the cancellation must end the activity without it.
+    gate = Gate(tmp_path / "gate")
+    gated = WatchedGatedStore(store, gate)
+    env = ActivityEnvironment()
+    running = asyncio.create_task(env.run(activities(gated, pool).fingerprint_documents, request))
+    try:
+        await gate.wait_held(timeout=60)
+        await asyncio.wait_for(gated.call_held.wait(), timeout=60)
+        assert not running.done(), "the activity ended while held at the gate"
+        env.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(running, timeout=60)  # a guard: a hang fails, never a speed
+    finally:
+        if not running.done():
+            gate.open()  # a failed test must not leave the activity (and the pool) busy
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
+    assert not gate.open_file.exists(), "the cancellation needed the gate opened"
+
+    async def saved() -> FingerprintState | None:
+        checkpoint = Checkpoint.for_current_activity(
+            store, FingerprintState, every_items=1, every_seconds=1
+        )
+        return await checkpoint.load()
+
+    state = await ActivityEnvironment().run(saved)  # same info, so the same key
+    assert state is not None
+    every_items = activities(store, pool).checkpoint_every_items
+    assert every_items <= len(state.signatures) < len(documents)  # the next attempt starts here

@@ -1,0 +1,221 @@
+"""The pipeline end to end, on the real dev server with an in-process worker: batches as
+child workflows, results read back from the state store, continue-as-new."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+
+from {{ cookiecutter.package_name }}.app import (
+    Settings,
+    register,
+)
+from {{ cookiecutter.package_name }}.pipeline.models import (
+    FailedUrl,
+    PipelineInput,
+    PipelineOptions,
+    PipelineResult,
+    Progress,
+)
+from {{ cookiecutter.package_name }}.pipeline.report import (
+    PipelineReport,
+    read_report,
+)
+from {{ cookiecutter.package_name }}.pipeline.workflows import (
+    PipelineWorkflow,
+    batch_workflow_id,
+)
+from {{ cookiecutter.package_name }}.runtime.pool import (
+    CpuPool,
+)
+from {{ cookiecutter.package_name }}.runtime.store import (
+    open_store,
+)
+from {{ cookiecutter.package_name }}.runtime.worker import (
+    build_worker,
+)
+
+from ..conftest import make_settings
+from ..toolkit.http_site import LocalSite
+
+RESULT_TIMEOUT_SECONDS = 120
+
+
+def event_types(history: WorkflowHistory, kind: EventType.ValueType) -> list[int]:
+    return [e.event_id for e in history.events if e.event_type == kind]
+
+
+def children(history: WorkflowHistory) -> list[str]:
+    """Workflow ids of the child workflows a history started."""
+    return [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+
+
+def activities(history: WorkflowHistory) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def run_pipeline(
+    client: Client, settings: Settings, pool: CpuPool, request: PipelineInput
+) -> tuple[WorkflowHandle[PipelineWorkflow, PipelineResult], PipelineResult, PipelineReport]:
+    """Run one pipeline on a worker of its own; its result and the report read back."""
+    async with (
+        open_store(settings.state_store_url) as store,
+        build_worker(client, settings, register(settings, store, pool)),
+    ):
+        handle = await client.start_workflow(
+            PipelineWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=settings.task_queue
+        )
+        async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):  # a stuck workflow fails the test
+            result = await handle.result()
+        assert await handle.query(PipelineWorkflow.progress) == Progress(
+            stage="done", done=result.stats.urls, total=result.stats.urls
+        )
+        return handle, result, await read_report(store, result, handle.id)
+
+
+async def test_pipeline_runs_batches_as_child_workflows_and_reports_failures(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    one, two, three = (site.url(f"doc/wf-{name}") for name in ("one", "two", "three"))
+    missing = site.url("status/404")
+    copy = site.url("copy/wf-one/again")  # same body as `one`
+    request = PipelineInput(
+        urls=[one, two, missing, one, three, copy],  # `one` twice: fetched once
+        options=PipelineOptions(batch_size=2),
+    )
+    settings = make_settings(tmp_path, task_queue=task_queue)
+    handle, result, report = await run_pipeline(client, settings, pool, request)
+
+    assert [d.url for d in report.documents] == [one, two, three, copy]
+    assert report.duplicates == [sorted([one, copy])]
+    assert report.failed == [FailedUrl(url=missing, reason="HTTP 404 Not Found")]
+    stats = result.stats
+    assert (stats.urls, stats.fetched, stats.failed, stats.words, stats.batches) == (5, 4, 1, 28, 3)
+    assert stats.bytes == sum(d.bytes for d in report.documents)
+    assert result.duplicate_groups == 1
+    # One signature per batch's distinct body: `one` (batch 0) and its copy (batch 2) run at
+    # the same time, so the copy's is computed or, when batch 0 was first, memoized.
+    fingerprint = stats.fingerprint
+    assert (fingerprint.computed + fingerprint.memoized, fingerprint.restored) == (4, 0)
+
+    # 5 URLs in batches of 2: three child workflows, then stage 3 in the parent.
+    parent = await handle.fetch_history()
+    batches = children(parent)
+    assert batches == [batch_workflow_id(handle.id, i) for i in range(3)]
+    assert activities(parent) == ["group_near_duplicates"]
+    for batch in batches:
+        history = await client.get_workflow_handle(batch).fetch_history()
+        assert activities(history) == ["fetch_documents", "fingerprint_documents"]
+
+
+async def test_batches_give_the_same_result_as_one_batch_and_find_duplicates_across_them(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    urls = [site.url(f"words/200/batching-{i}") for i in range(100)]
+    urls[97] = site.url("near/200/batching-3")  # a near-duplicate of urls[3], 9 batches later
+    urls[58] = site.url("words/200/batching-12?again")  # the same body as urls[12]
+    settings = make_settings(tmp_path, task_queue=task_queue)
+
+    def request(batch_size: int) -> PipelineInput:
+        return PipelineInput(urls=urls, options=PipelineOptions(batch_size=batch_size))
+
+    batched_handle, batched, batched_report = await run_pipeline(
+        client, settings, pool, request(10)
+    )
+    _, single, single_report = await run_pipeline(client, settings, pool, request(100))
+
+    assert len(children(await batched_handle.fetch_history())) == 10
+    assert (batched.stats.batches, single.stats.batches) == (10, 1)
+    assert batched_report.documents == single_report.documents
+    assert batched_report.failed == single_report.failed == []
+    assert batched_report.duplicates == single_report.duplicates
+    assert sorted([urls[3], urls[97]]) in batched_report.duplicates
+    assert sorted([urls[12], urls[58]]) in batched_report.duplicates
+    same_counts = ("urls", "fetched", "failed", "bytes", "words")
+    assert [getattr(batched.stats, f) for f in same_counts] == [
+        getattr(single.stats, f) for f in same_counts
+    ]
+
+
+def lengths_seen(history: WorkflowHistory, kind: EventType.ValueType) -> list[int]:
+    """For each event of `kind` (a command's event), the history length that the workflow
+    task which made it saw: the id of that task's WorkflowTaskStarted event."""
+    by_id = {e.event_id: e for e in history.events}
+    seen = []
+    for event in history.events:
+        if event.event_type != kind:
+            continue
+        _, attributes = event.ListFields()[-1]  # the event's attributes
+        completed = by_id[attributes.workflow_task_completed_event_id]
+        seen.append(completed.workflow_task_completed_event_attributes.started_event_id)
+    return seen
+
+
+async def test_a_long_pipeline_continues_as_new_and_keeps_its_counts(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    # How many events a run has when it reaches the limit depends on timing (whether events
+    # of the two running batches share a workflow task), so the test checks the rule on each
+    # history instead of counts: a batch is started only by a task that saw fewer than
+    # `limit` events, and a run continues as new from a task that saw `limit` or more.
+    # Continuing as new is certain: the task that starts a 13th batch has seen at least 54
+    # events (12 finished batches of 3 events each, 6 earlier tasks of 3, and its own 2 +
+    # the run's first event), so no run can start all 16.
+    limit = 50  # the lowest the options allow
+    urls = [site.url(f"doc/can-{i}") for i in range(16)]
+    request = PipelineInput(
+        urls=urls,
+        options=PipelineOptions(
+            batch_size=1, parallel_batches=2, continue_as_new_after_events=limit
+        ),
+    )
+    settings = make_settings(tmp_path, task_queue=task_queue)
+    handle, result, report = await run_pipeline(client, settings, pool, request)
+
+    runs = []
+    run_id: str | None = handle.first_execution_run_id
+    while run_id:  # the chain of runs, first to last
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        runs.append(history)
+        (last,) = history.events[-1:]
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    assert len(runs) >= 2
+    for number, history in enumerate(runs, 1):
+        started = lengths_seen(
+            history, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+        )
+        assert started, f"run {number} started no batch"
+        assert max(started) < limit, f"run {number}: a batch started after {max(started)} events"
+        # The batches a run started all finished in it, before it continued as new.
+        finished = event_types(history, EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED)
+        assert len(finished) == len(started), f"run {number}"
+        if number < len(runs):
+            (continued,) = lengths_seen(
+                history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+            )
+            assert continued >= limit, f"run {number} continued as new after {continued} events"
+    assert sum(len(children(history)) for history in runs) == 16  # each batch once
+    assert [d.url for d in report.documents] == urls
+    assert (result.stats.urls, result.stats.fetched, result.stats.batches) == (16, 16, 16)
+    assert result.stats.fingerprint.computed == 16
+
+
+async def test_an_empty_url_list_completes_with_nothing(
+    client: Client, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    settings = make_settings(tmp_path, task_queue=task_queue)
+    _, result, report = await run_pipeline(client, settings, pool, PipelineInput(urls=[]))
+    assert (report.documents, report.failed, report.duplicates) == ([], [], [])
+    assert (result.stats.urls, result.stats.batches) == (0, 0)

@@ -1,0 +1,249 @@
+"""Settings: defaults, the promised error messages, and Temporal's environment configuration."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from temporalio.service import TLSConfig
+
+from {{ cookiecutter.package_name }} import (
+    SERVICE_NAME,
+)
+from {{ cookiecutter.package_name }}.app import (
+    Settings,
+)
+from {{ cookiecutter.package_name }}.runtime.client import (
+    temporal_connect_config,
+)
+from {{ cookiecutter.package_name }}.runtime.settings import (
+    DEFAULT_STATE_STORE_URL,
+    ENV_PREFIX,
+    load_settings,
+)
+
+from ..conftest import service_env
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+
+def run_worker_command(cwd: Path, **settings: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", PACKAGE, "worker"],
+        cwd=cwd,
+        env=service_env("127.0.0.1:1", **settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_defaults() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.task_queue == SERVICE_NAME
+    assert settings.state_store_url == DEFAULT_STATE_STORE_URL
+    assert settings.state_store_password is None
+    assert settings.fetch_concurrency == 10
+
+
+def test_bad_values_stop_the_worker_with_one_line_each(tmp_path: Path) -> None:
+    done = run_worker_command(
+        tmp_path,
+        fetch_concurrency=0,
+        log_level="loud",
+        state_store_url="postgres://db/state",
+        fetch_concurency=3,  # a typo
+        log_format="xml",
+        health_port=-1,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert sorted(done.stderr.splitlines()) == [
+        f"error: {ENV_PREFIX}FETCH_CONCURENCY: unknown setting",
+        f"error: {ENV_PREFIX}FETCH_CONCURRENCY: "
+        "Input should be greater than or equal to 1 (got '0')",
+        f"error: {ENV_PREFIX}HEALTH_PORT: Input should be greater than or equal to 0 (got '-1')",
+        f"error: {ENV_PREFIX}LOG_FORMAT: Input should be 'plain' or 'json' (got 'xml')",
+        f"error: {ENV_PREFIX}LOG_LEVEL: "
+        "Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR' (got 'loud')",
+        f"error: {ENV_PREFIX}STATE_STORE_URL: expected sqlite:///relative/path.db, "
+        "sqlite:////absolute/path.db, redis://[user@]host[:port][/db] or "
+        "rediss://[user@]host[:port][/db][?ssl_ca_certs=ca.pem] (got 'postgres://db/state')",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        pytest.param(
+            {"STATE_STORE_URL": "redis://:hunter2@redis:6379/0"},
+            "STATE_STORE_URL: the URL holds a password, which would be logged with it: give it"
+            " in the STATE_STORE_PASSWORD setting instead (got 'redis://:***@redis:6379/0')",
+            id="password-in-url",
+        ),
+        pytest.param(
+            {"STATE_STORE_URL": "sqlite:///s.db", "STATE_STORE_PASSWORD": "hunter2"},
+            "STATE_STORE_PASSWORD: only a redis:// or rediss:// state store takes a password",
+            id="password-for-sqlite",
+        ),
+    ],
+)
+def test_errors_never_show_a_password(
+    variables: dict[str, str],
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in variables.items():
+        monkeypatch.setenv(ENV_PREFIX + name, value)
+    with pytest.raises(SystemExit):
+        load_settings(Settings)
+    assert capsys.readouterr().err.splitlines() == [f"error: {ENV_PREFIX}{expected}"]
+
+
+def test_the_redis_password_is_a_secret() -> None:
+    secret = secrets.token_hex(8)
+    settings = Settings(
+        _env_file=None, state_store_url="rediss://redis:6380/0", state_store_password=secret
+    )
+    assert settings.state_store_password is not None
+    assert settings.state_store_password.get_secret_value() == secret
+    assert secret not in repr(settings)
+    assert secret not in str(settings.model_dump())
+    empty = Settings(_env_file=None, state_store_url="sqlite:///s.db", state_store_password="")
+    assert empty.state_store_password is None  # an empty variable is no password
+
+
+def test_bad_values_in_dot_env_are_reported_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".env").write_text(f"{ENV_PREFIX}GRACEFUL_SHUTDOWN_SECONDS=soon\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings(Settings)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {ENV_PREFIX}GRACEFUL_SHUTDOWN_SECONDS: Input should be a valid number, "
+        "unable to parse string as a number (got 'soon')"
+    ]
+
+
+def test_settings_come_from_dot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(
+        f"{ENV_PREFIX}FETCH_CONCURRENCY=42\n{ENV_PREFIX}LOG_LEVEL=debug\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert (settings.fetch_concurrency, settings.log_level) == (42, "DEBUG")
+
+
+def test_dot_env_may_hold_temporal_variables_but_no_unknown_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`TEMPORAL_*` lines are Temporal's (client.py reads them); a misspelt setting is not."""
+    dot_env = tmp_path / ".env"
+    dot_env.write_text(f"TEMPORAL_NAMESPACE=dotenv-ns\n{ENV_PREFIX}FETCH_CONCURRENCY=42\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(Settings).fetch_concurrency == 42
+    dot_env.write_text(f"TEMPORAL_NAMESPACE=dotenv-ns\n{ENV_PREFIX}FETCH_CONCURENCY=42\n")
+    with pytest.raises(SystemExit):
+        load_settings(Settings)
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {ENV_PREFIX}FETCH_CONCURENCY: unknown setting (in .env)"
+    ]
+
+
+@pytest.fixture
+def clean_temporal_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No TEMPORAL_* variables and no config file: only what each test sets."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TEMPORAL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_default_address_is_local(clean_temporal_env: Path) -> None:
+    assert temporal_connect_config()["target_host"] == "localhost:7233"
+
+
+def test_api_key_from_environment_turns_on_tls(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "my-ns.a1b2c.tmprl.cloud:7233")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "my-ns.a1b2c")
+    monkeypatch.setenv("TEMPORAL_API_KEY", "secret-key")
+    config = temporal_connect_config()
+    assert config["target_host"] == "my-ns.a1b2c.tmprl.cloud:7233"
+    assert config["namespace"] == "my-ns.a1b2c"
+    assert config["api_key"] == "secret-key"
+    assert config["tls"] is True
+
+
+def test_profile_from_temporal_toml(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = clean_temporal_env / "temporal.toml"
+    toml.write_text(
+        '[profile.default]\naddress = "default-host:7233"\n\n'
+        '[profile.staging]\naddress = "staging-host:7233"\nnamespace = "staging"\n'
+    )
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(toml))
+    assert temporal_connect_config()["target_host"] == "default-host:7233"
+    monkeypatch.setenv("TEMPORAL_PROFILE", "staging")
+    config = temporal_connect_config()
+    assert (config["target_host"], config["namespace"]) == ("staging-host:7233", "staging")
+
+
+def test_temporal_variables_in_dot_env_lose_to_the_real_environment(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (clean_temporal_env / ".env").write_text(
+        "TEMPORAL_ADDRESS=from-dot-env:7233\nTEMPORAL_NAMESPACE=dotenv-ns\n"
+    )
+    assert temporal_connect_config()["target_host"] == "from-dot-env:7233"
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "from-env:7233")
+    config = temporal_connect_config()
+    assert (config["target_host"], config["namespace"]) == ("from-env:7233", "dotenv-ns")
+
+
+def test_mtls_files_from_environment(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = clean_temporal_env / "client.pem", clean_temporal_env / "client.key"
+    cert.write_bytes(b"-----CERT-----\n")
+    key.write_bytes(b"-----KEY-----\n")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "my-ns.a1b2c.tmprl.cloud:7233")
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(cert))
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", str(key))
+    tls = temporal_connect_config()["tls"]
+    assert isinstance(tls, TLSConfig)
+    assert (tls.client_cert, tls.client_private_key) == (b"-----CERT-----\n", b"-----KEY-----\n")
+
+
+def test_mtls_profile_from_temporal_toml(
+    clean_temporal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = clean_temporal_env / "client.pem", clean_temporal_env / "client.key"
+    cert.write_bytes(b"cert")
+    key.write_bytes(b"key")
+    toml = clean_temporal_env / "temporal.toml"
+    toml.write_text(
+        '[profile.prod]\naddress = "prod.example:7233"\nnamespace = "prod"\n'
+        f'[profile.prod.tls]\nclient_cert_path = "{cert}"\nclient_key_path = "{key}"\n'
+    )
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(toml))
+    monkeypatch.setenv("TEMPORAL_PROFILE", "prod")
+    config = temporal_connect_config()
+    assert (config["target_host"], config["namespace"]) == ("prod.example:7233", "prod")
+    assert (config["tls"].client_cert, config["tls"].client_private_key) == (b"cert", b"key")

@@ -1,0 +1,262 @@
+"""The state stores, SQLite and Redis: values, JSON, expiry, several processes, URLs, secrets.
+
+Tests taking `store` or `store_url` run once per backend (see conftest.py), against a real
+SQLite file and a real `redis-server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import sqlite3
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from pydantic import SecretStr
+
+from {{ cookiecutter.package_name }}.runtime.store import (
+    RedisStateStore,
+    SqliteStateStore,
+    StateStore,
+    StateStoreError,
+    check_store_url,
+    open_store,
+    redact_url,
+)
+
+from ..conftest import run_process
+from ..toolkit.redis_server import RedisServer, Tls
+
+# Redis keeps expiries in whole milliseconds; the clocks the test and Redis read are not the
+# same one. Not a time the code is given: a tolerance for rounding only.
+ROUNDING = 0.002
+
+
+async def test_put_get_delete(store: StateStore) -> None:
+    assert await store.get("a") is None
+    await store.put("a", b"\x00bytes\xff")
+    assert await store.get("a") == b"\x00bytes\xff"
+    await store.put("a", b"replaced")
+    assert await store.get("a") == b"replaced"
+    await store.delete("a")
+    await store.delete("a")  # deleting a missing key is fine
+    assert await store.get("a") is None
+
+
+async def test_json_values(store: StateStore) -> None:
+    await store.put_json("j", {"cursor": 3, "items": ["x", "y"]})
+    assert await store.get_json("j") == {"cursor": 3, "items": ["x", "y"]}
+    assert await store.get_json("missing") is None
+
+
+def remaining_ttl(url: str, key: str) -> float | None:
+    """Seconds until `key` expires, as the store itself holds it (SQLite's `expires_at`,
+    Redis's PTTL), read directly; None if it never expires."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            row = db.execute("SELECT expires_at FROM kv WHERE key = ?", (key,)).fetchone()
+        assert row is not None, f"{key} is not stored"
+        return None if row[0] is None else float(row[0]) - time.time()
+    with redis.Redis.from_url(url) as client:
+        pttl = int(client.pttl(key))
+    assert pttl != -2, f"{key} is not stored"
+    return None if pttl == -1 else pttl / 1000
+
+
+async def test_the_ttl_is_stored_with_the_value(store_url: str) -> None:
+    """The expiry the store holds is the TTL, counted from the put. The bound below is the
+    time the test itself took around the put, so no speed makes it pass or fail."""
+    async with open_store(store_url) as store:
+        started = time.monotonic()
+        await store.put("long", b"2", ttl_seconds=60)
+        await store.put("replaced", b"3", ttl_seconds=60)
+        await store.put("replaced", b"4")  # a put without a TTL keeps the value for good
+        remaining = remaining_ttl(store_url, "long")
+        elapsed = time.monotonic() - started
+        assert remaining is not None
+        assert 60 - elapsed - ROUNDING <= remaining <= 60
+        assert remaining_ttl(store_url, "replaced") is None
+        assert await store.get("long") == b"2"
+
+
+async def test_expired_values_are_gone(store: StateStore) -> None:
+    await store.put("short", b"1", ttl_seconds=0.05)
+    await store.put("long", b"2", ttl_seconds=60)
+    await store.put("replaced", b"3", ttl_seconds=0.05)
+    await store.put("replaced", b"4")  # a put without a TTL keeps the value for good
+    await asyncio.sleep(0.1)  # past the expiry: only ever longer on a slow machine, never shorter
+    assert await store.get("short") is None
+    assert await store.get("long") == b"2"
+    assert await store.get("replaced") == b"4"
+
+
+async def test_values_survive_reopening(store_url: str) -> None:
+    async with open_store(store_url) as first:
+        await first.put("k", b"v")
+    async with open_store(store_url) as second:
+        assert await second.get("k") == b"v"
+
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from {{ cookiecutter.package_name }}.runtime.store import open_store
+
+    async def main(url, prefix):
+        async with open_store(url) as store:
+            for i in range(200):
+                await store.put(f"{prefix}-{i}", str(i).encode())
+                await store.put("shared", prefix.encode())
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    """
+)
+
+
+async def test_several_processes_share_one_store(store_url: str) -> None:
+    # run_process kills each writer however the test ends (the TaskGroup cancels the other
+    # if one fails), and returns what it printed.
+    async with asyncio.TaskGroup() as group:
+        writers = [
+            group.create_task(run_process(sys.executable, "-c", WRITER, store_url, name))
+            for name in ("a", "b")
+        ]
+    for writer in writers:
+        returncode, output = writer.result()
+        assert returncode == 0, output
+    async with open_store(store_url) as store:
+        for name in ("a", "b"):
+            values = [await store.get(f"{name}-{i}") for i in range(200)]
+            assert values == [str(i).encode() for i in range(200)]
+        assert await store.get("shared") in (b"a", b"b")
+
+
+async def test_redis_expiry_is_set_on_the_server_by_the_same_command(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """`SET ... PX`: Redis itself expires the key, and it never exists without its TTL."""
+    async with open_store(redis_url) as store:
+        started = time.monotonic()
+        await store.put("k", b"v", ttl_seconds=60)
+        with redis_server.client() as direct:
+            pttl = direct.pttl("k")
+            elapsed_ms = (time.monotonic() - started) * 1000
+            # The bound is the time the test took around it: no speed passes or fails it.
+            assert 60_000 - elapsed_ms - ROUNDING * 1000 <= pttl <= 60_000
+            await store.put("k", b"v", ttl_seconds=0.0001)  # rounds up to 1 ms, not to "never"
+            assert direct.pttl("k") in (-2, 0, 1)  # gone, or at most 1 ms left; never -1 (no TTL)
+            await asyncio.sleep(0.01)  # past the expiry: only ever longer, never shorter
+            assert direct.exists("k") == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///relative.db",
+        "sqlite:////absolute/path.db",
+        "redis://localhost",
+        "redis://10.0.0.5:6380/3",
+        "redis://[::1]:6379/0",
+        "redis://svc-user@redis.internal:6379/0",
+        "rediss://redis.example.com:6380/1",
+        "rediss://redis.example.com/0?ssl_ca_certs=/etc/ssl/private-ca.pem",
+    ],
+)
+async def test_supported_urls(url: str) -> None:
+    assert check_store_url(url) == url
+    async with open_store(url) as store:  # nothing connects until the first call
+        kind = SqliteStateStore if url.startswith("sqlite") else RedisStateStore
+        assert isinstance(store, kind)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgres://db/state", "expected sqlite:///"),
+        ("sqlite://", "expected sqlite:///"),
+        ("sqlite:///", "expected sqlite:///"),
+        ("state.db", "expected sqlite:///"),
+        ("sqlite:relative.db", "expected sqlite:///"),
+        ("redis://", "no host"),
+        ("redis://localhost:port/0", "not a valid URL"),
+        ("redis://localhost:70000/0", "not a valid URL"),
+        ("redis://localhost/zero", "database must be a number"),
+        ("redis://localhost/0?socket_timeout=1", "unknown parameter 'socket_timeout'"),
+        ("redis://localhost/0?ssl_ca_certs=ca.pem", "only ssl_ca_certs, with rediss://"),
+        ("redis://localhost/0#x", "unexpected #fragment"),
+    ],
+)
+def test_unsupported_urls_are_rejected(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        check_store_url(url)
+    with pytest.raises(ValueError, match="state store URL"):
+        open_store(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@host:6379/0", "redis://:***@host:6379/0"),
+        ("rediss://svc:hunter2@host/0", "rediss://svc:***@host/0"),
+        ("redis://svc:hunter2:with@signs@host/0", "redis://svc:***@host/0"),
+        ("redis://host/0?password=hunter2", "redis://host/0?password=***"),
+        ("redis://host/0?db=1&Passwd=hunter2&x=1", "redis://host/0?db=1&Passwd=***&x=1"),
+    ],
+)
+def test_a_password_in_the_url_is_refused_and_never_shown(url: str, shown: str) -> None:
+    with pytest.raises(ValueError, match="STATE_STORE_PASSWORD") as refused:
+        check_store_url(url)
+    assert "hunter2" not in str(refused.value)
+    with pytest.raises(ValueError, match="STATE_STORE_PASSWORD") as refused:
+        open_store(url)
+    assert "hunter2" not in str(refused.value)
+    assert redact_url(url) == shown
+
+
+def test_a_sqlite_store_takes_no_password(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="takes no password"):
+        open_store(f"sqlite:///{tmp_path / 's.db'}", password=SecretStr("hunter2"))
+
+
+async def test_a_redis_user_and_password_authenticate(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """The user name in the URL, the password from the setting (Redis 6+ ACL users)."""
+    with redis_server.client() as direct:
+        direct.acl_setuser("svc", enabled=True, passwords=["+right"], keys="*", commands=["+@all"])
+    user_url = redis_url.replace("redis://", "redis://svc@")
+    try:
+        async with open_store(user_url, password=SecretStr("right")) as store:
+            await store.put("k", b"v")
+            assert await store.get("k") == b"v"
+        async with open_store(user_url, password=SecretStr("wrong")) as store:
+            with pytest.raises(StateStoreError, match="invalid username-password"):
+                await store.get("k")
+    finally:
+        with redis_server.client() as direct:
+            direct.acl_deluser("svc")
+
+
+async def test_rediss_with_a_private_ca_and_a_password(tmp_path: Path) -> None:
+    """TLS with the server's certificate verified against `ssl_ca_certs`, as for a managed
+    Redis behind a private CA; without that CA the connection is refused."""
+    password = secrets.token_hex(8)
+    server = RedisServer(tmp_path, password=password, tls=Tls.create(tmp_path))
+    try:
+        server.start()
+        url = server.url(0)
+        async with open_store(url, password=SecretStr(password)) as store:
+            await store.put("k", b"over TLS", ttl_seconds=60)
+            assert await store.get("k") == b"over TLS"
+        untrusted = url.partition("?")[0]  # the system's CAs do not know this one
+        async with open_store(untrusted, password=SecretStr(password)) as store:
+            with pytest.raises(StateStoreError, match=f"Redis state store {re.escape(untrusted)}"):
+                await store.get("k")
+    finally:
+        server.stop()
