@@ -22,6 +22,20 @@ ANSWERS_JSON = r'''{{ cookiecutter | tojson }}'''  # fmt: skip
 # rendering is a template bug and fails the bake. Example for a later option:
 #     "state_store": {"sqlite": ["src/{package_name}/stores/redis.py"], "redis": []},
 DELETE_WHEN: dict[str, dict[str, list[str]]] = {
+    "sample": {
+        "pipeline": [
+            "src/{package_name}/minimal",
+            "src/{package_name}/app_minimal.py",
+            "tests/minimal",
+        ],
+        "minimal": [
+            "src/{package_name}/pipeline",
+            "tests/pipeline",
+            "bench",
+            "tests/patterns/fetch_activity.py",
+            "tests/patterns/cpu_activity.py",
+        ],
+    },
     "deploy": {
         "no": [
             "Dockerfile",
@@ -84,6 +98,33 @@ def remove_unchosen(
     return removed
 
 
+# option -> chosen value -> (from, to): files moved into place after the deletions, e.g. the
+# minimal sample's composition root becoming app.py.
+MOVE_WHEN: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "sample": {"minimal": [("src/{package_name}/app_minimal.py", "src/{package_name}/app.py")]},
+}
+
+
+def move_chosen(
+    root: Path,
+    answers: Mapping[str, object],
+    table: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]] = MOVE_WHEN,
+) -> list[Path]:
+    """Move the files that ``table`` names for ``answers``, replacing the target; return the
+    targets. Raises FileNotFoundError for a listed source that does not exist."""
+    package = str(answers.get("package_name", ""))
+    moved: list[Path] = []
+    for option, by_value in table.items():
+        for source, target in by_value.get(str(answers.get(option, "")), ()):
+            src = root / source.format(package_name=package)
+            dst = root / target.format(package_name=package)
+            if not src.is_file():
+                raise FileNotFoundError(f"post_gen_project: {source!r} is not in the project")
+            src.replace(dst)
+            moved.append(dst)
+    return moved
+
+
 def display_path(project_dir: Path) -> str:
     """Return how to ``cd`` into ``project_dir`` from the shell that ran cookiecutter."""
     shell_dir = os.environ.get("PWD")
@@ -94,13 +135,15 @@ def display_path(project_dir: Path) -> str:
     return str(project_dir)
 
 
-def next_steps(project_dir: Path, python_version: str) -> str:
+def next_steps(project_dir: Path, answers: Mapping[str, object]) -> str:
     """Return the message that tells the user which two commands to run next."""
+    python_version = str(answers.get("python_version", ""))
     lines = [
         f"Created {project_dir.name}. Next:",
         f"  cd {display_path(project_dir)}",
-        "  make run    # runs the sample pipeline on an embedded Temporal dev server",
+        f"  make run    # runs the {answers.get('sample', '')} sample on an embedded Temporal dev server",
         "  make test   # ruff, mypy and the project's tests",
+        "Then docs/make-it-yours.md: replace the sample with your own workflows.",
     ]
     if python_version and python_version != "3.11":
         lines.append(
@@ -115,7 +158,8 @@ def main() -> int:
     answers = rendered_answers()
     project_dir = Path.cwd()
     remove_unchosen(project_dir, answers)
-    print(next_steps(project_dir, str(answers.get("python_version", ""))))
+    move_chosen(project_dir, answers)
+    print(next_steps(project_dir, answers))
     return 0
 
 

@@ -179,6 +179,26 @@ def check_author_email(value: str) -> str | None:
     return None
 
 
+# (option, value, other option, value it cannot go with, why): combinations that cannot work.
+UNSUPPORTED: tuple[tuple[str, str, str, str, str], ...] = (
+    (
+        "workshop",
+        "yes",
+        "sample",
+        "minimal",
+        "the workshop's modules run on the pipeline sample: choose sample=pipeline or workshop=no",
+    ),
+)
+
+
+def check_combination(answers: dict[str, object]) -> str | None:
+    """Return why the chosen options cannot go together, or None if they can."""
+    for option, value, other, other_value, why in UNSUPPORTED:
+        if str(answers.get(option)) == value and str(answers.get(other)) == other_value:
+            return f"{option}={value} with {other}={other_value}: {why}"
+    return None
+
+
 def first_problem(answers: dict[str, object]) -> str | None:
     """Return the first problem in ``answers``, in the order the questions are asked, or None."""
     checks = (
@@ -190,7 +210,7 @@ def first_problem(answers: dict[str, object]) -> str | None:
         problem = check(str(answers.get(key, "")))
         if problem:
             return problem
-    return None
+    return check_combination(answers)
 
 
 def say(line: str) -> None:

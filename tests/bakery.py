@@ -91,10 +91,18 @@ def literal_answer(value: str) -> str:
 ODD_ANSWERS: dict[str, str] = {key: literal_answer(value) for key, value in ODD_VALUES.items()}
 
 
+def unsupported_reason(answers: Mapping[str, str]) -> str | None:
+    """Why the pre-generation hook refuses this combination of options, or None if it bakes."""
+    reason = _pre_gen_hook().check_combination(dict(answers))
+    assert reason is None or isinstance(reason, str)
+    return reason
+
+
 def all_combinations(choices: Mapping[str, list[str]]) -> list[dict[str, str]]:
-    """Return every combination of the choice options, as answer dicts."""
+    """Return every supported combination of the choice options, as answer dicts."""
     keys = list(choices)
-    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*choices.values())]
+    every = [dict(zip(keys, values, strict=True)) for values in itertools.product(*choices.values())]
+    return [combo for combo in every if unsupported_reason(combo) is None]
 
 
 Pair = tuple[tuple[str, str], tuple[str, str]]
@@ -119,6 +127,7 @@ def pairwise_combinations(choices: Mapping[str, list[str]]) -> list[dict[str, st
         for a, b in itertools.combinations(keys, 2)
         for va in choices[a]
         for vb in choices[b]
+        if unsupported_reason({a: va, b: vb}) is None  # a refused pair is never baked
     }
     result: list[dict[str, str]] = []
     while missing:
@@ -127,11 +136,12 @@ def pairwise_combinations(choices: Mapping[str, list[str]]) -> list[dict[str, st
         for key in keys:
             if key in combo:
                 continue
+            allowed = [v for v in choices[key] if unsupported_reason({**combo, key: v}) is None]
             gains = {
                 value: sum(_pair((key, value), item) in missing for item in combo.items())
-                for value in choices[key]
+                for value in allowed
             }
-            combo[key] = max(choices[key], key=gains.__getitem__)
+            combo[key] = max(allowed, key=gains.__getitem__)
         ordered = {key: combo[key] for key in keys}
         missing -= {
             _pair((x, ordered[x]), (y, ordered[y])) for x, y in itertools.combinations(keys, 2)
@@ -188,6 +198,11 @@ def bake_cli(
         timeout=120,
         check=False,
     )
+
+
+@functools.cache
+def _pre_gen_hook() -> ModuleType:
+    return load_hook("pre_gen_project")
 
 
 def load_hook(name: str) -> ModuleType:

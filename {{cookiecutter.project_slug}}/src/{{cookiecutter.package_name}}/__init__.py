@@ -2,7 +2,7 @@
 
 Two layers: `runtime/` is the service machinery (settings, client, worker, graceful
 shutdown, health, metrics, logs, watchdog, process pool, state store, checkpoint, memo)
-and knows no workflow; the sample on top (`pipeline/`) is the part you replace. `app.py`
+and knows no workflow; the sample on top (`{{ cookiecutter.sample }}/`) is the part you replace. `app.py`
 is where they meet: it names the settings class, the workflows and activities a worker
 registers, and what `run` starts. docs/make-it-yours.md walks through replacing the sample.
 """

@@ -47,16 +47,16 @@ def test_defaults() -> None:
     assert settings.task_queue == SERVICE_NAME
     assert settings.state_store_url == DEFAULT_STATE_STORE_URL
     assert settings.state_store_password is None
-    assert settings.fetch_concurrency == 10
+    assert settings.checkpoint_every_items == 50
 
 
 def test_bad_values_stop_the_worker_with_one_line_each(tmp_path: Path) -> None:
     done = run_worker_command(
         tmp_path,
-        fetch_concurrency=0,
+        cpu_processes=0,
         log_level="loud",
         state_store_url="postgres://db/state",
-        fetch_concurency=3,  # a typo
+        cpu_proceses=3,  # a typo
         log_format="xml",
         health_port=-1,
     )
@@ -64,9 +64,8 @@ def test_bad_values_stop_the_worker_with_one_line_each(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
     assert sorted(done.stderr.splitlines()) == [
-        f"error: {ENV_PREFIX}FETCH_CONCURENCY: unknown setting",
-        f"error: {ENV_PREFIX}FETCH_CONCURRENCY: "
-        "Input should be greater than or equal to 1 (got '0')",
+        f"error: {ENV_PREFIX}CPU_PROCESES: unknown setting",
+        f"error: {ENV_PREFIX}CPU_PROCESSES: Input should be greater than or equal to 1 (got '0')",
         f"error: {ENV_PREFIX}HEALTH_PORT: Input should be greater than or equal to 0 (got '-1')",
         f"error: {ENV_PREFIX}LOG_FORMAT: Input should be 'plain' or 'json' (got 'xml')",
         f"error: {ENV_PREFIX}LOG_LEVEL: "
@@ -136,12 +135,10 @@ def test_bad_values_in_dot_env_are_reported_too(
 
 
 def test_settings_come_from_dot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / ".env").write_text(
-        f"{ENV_PREFIX}FETCH_CONCURRENCY=42\n{ENV_PREFIX}LOG_LEVEL=debug\n"
-    )
+    (tmp_path / ".env").write_text(f"{ENV_PREFIX}CPU_PROCESSES=42\n{ENV_PREFIX}LOG_LEVEL=debug\n")
     monkeypatch.chdir(tmp_path)
     settings = Settings()
-    assert (settings.fetch_concurrency, settings.log_level) == (42, "DEBUG")
+    assert (settings.cpu_processes, settings.log_level) == (42, "DEBUG")
 
 
 def test_dot_env_may_hold_temporal_variables_but_no_unknown_setting(
@@ -149,14 +146,14 @@ def test_dot_env_may_hold_temporal_variables_but_no_unknown_setting(
 ) -> None:
     """`TEMPORAL_*` lines are Temporal's (client.py reads them); a misspelt setting is not."""
     dot_env = tmp_path / ".env"
-    dot_env.write_text(f"TEMPORAL_NAMESPACE=dotenv-ns\n{ENV_PREFIX}FETCH_CONCURRENCY=42\n")
+    dot_env.write_text(f"TEMPORAL_NAMESPACE=dotenv-ns\n{ENV_PREFIX}CPU_PROCESSES=42\n")
     monkeypatch.chdir(tmp_path)
-    assert load_settings(Settings).fetch_concurrency == 42
-    dot_env.write_text(f"TEMPORAL_NAMESPACE=dotenv-ns\n{ENV_PREFIX}FETCH_CONCURENCY=42\n")
+    assert load_settings(Settings).cpu_processes == 42
+    dot_env.write_text(f"TEMPORAL_NAMESPACE=dotenv-ns\n{ENV_PREFIX}CPU_PROCESES=42\n")
     with pytest.raises(SystemExit):
         load_settings(Settings)
     assert capsys.readouterr().err.splitlines() == [
-        f"error: {ENV_PREFIX}FETCH_CONCURENCY: unknown setting (in .env)"
+        f"error: {ENV_PREFIX}CPU_PROCESES: unknown setting (in .env)"
     ]
 
 

@@ -1,0 +1,62 @@
+"""What this service runs: the one place where the runtime meets the sample.
+
+The runtime (`runtime/`) knows no workflow. It asks this module for the settings class
+to load, what a worker registers (`register`) and what `run` does (`add_run_arguments`,
+`run`). To add a workflow or an activity, add it to `register`; to replace the sample
+with your own code, point these names at your package instead (docs/make-it-yours.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .minimal import starter
+from .minimal.activities import DownloadActivities, StatsActivities
+from .minimal.settings import MinimalSettings
+from .minimal.workflows import StatsWorkflow
+from .runtime.pool import CpuPool
+from .runtime.store import StateStore
+from .runtime.worker import Registration, Service
+
+Settings = MinimalSettings
+"""The settings the worker and `run` load: the runtime's plus the sample's section."""
+
+
+def register(settings: Settings, store: StateStore, pool: CpuPool) -> Registration:
+    """Every workflow and activity a worker of this service runs."""
+    download = DownloadActivities(
+        store,
+        concurrency=settings.download_concurrency,
+        timeout_seconds=settings.download_timeout_seconds,
+        max_bytes=settings.download_max_bytes,
+    )
+    stats = StatsActivities(
+        store,
+        pool,
+        checkpoint_every_items=settings.checkpoint_every_items,
+        checkpoint_every_seconds=settings.checkpoint_every_seconds,
+        memo_ttl_seconds=settings.memo_ttl_seconds,
+    )
+    return Registration(
+        workflows=[StatsWorkflow],
+        activities=[download.download_pages, stats.compute_stats],
+    )
+
+
+SERVICE = Service(settings=Settings, register=register)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `python -m <package> run`."""
+    starter.add_arguments(parser)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """`python -m <package> run`: start the sample's workflow, wait, print the result."""
+    return starter.main(settings, args)
+
+
+def demo_arguments(urls_file: Path) -> list[str]:
+    """`run`'s arguments in `make run` and `make dev`: the URLs of the local sample site."""
+    return ["--urls-file", str(urls_file)]
