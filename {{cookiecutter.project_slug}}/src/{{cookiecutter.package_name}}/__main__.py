@@ -1,4 +1,4 @@
-"""Command line: `python -m <package> worker | run | dev | demo`.
+"""Command line: `python -m <package> worker | run | demo-run | dev | demo`.
 
 `worker`, `dev` and `demo` belong to the runtime; `run` is the sample's starter, and
 `app.py` says what it takes. Imports stay inside `main`: pool processes are spawned and
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 log = logging.getLogger(__package__)
@@ -25,6 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("worker", help="run a worker until SIGTERM or Ctrl-C, then drain")
     run = commands.add_parser("run", help="start the sample's workflow and print its result")
     app.add_run_arguments(run)
+    demo_run = commands.add_parser(
+        "demo-run", help="`run` with the sample's demo arguments (app.demo_arguments)"
+    )
+    demo_run.add_argument("urls_file", type=Path, help="file of the sample site's URLs")
     commands.add_parser("dev", help="dev server with UI, a worker and the sample site")
     commands.add_parser("demo", help="start everything, run the sample once, stop")
     return parser
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(app.SERVICE.settings)
     configure_logging(settings.log_level, settings.log_format)
+    if args.command == "demo-run":  # compose's run-sample: the demo's run, defined in app.py
+        args = _parser().parse_args(["run", *app.demo_arguments(args.urls_file)])
     if args.command == "run":
         return app.run(settings, args)
     try:
