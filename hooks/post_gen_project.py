@@ -32,6 +32,7 @@ DELETE_WHEN: dict[str, dict[str, list[str]]] = {
             "src/{package_name}/pipeline",
             "tests/pipeline",
             "bench",
+            "docs/patterns-pipeline.md",
             "tests/patterns/fetch_activity.py",
             "tests/patterns/cpu_activity.py",
         ],

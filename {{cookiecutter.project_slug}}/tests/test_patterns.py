@@ -41,7 +41,8 @@ from .conftest import PACKAGE, address_of, run_in_group
 from .runtime.test_health import get
 
 PROJECT = Path(__file__).resolve().parents[1]
-DOC = PROJECT / "docs" / "patterns.md"
+# patterns.md (the runtime's) and, in a pipeline project, patterns-pipeline.md (the sample's).
+DOCS = sorted((PROJECT / "docs").glob("patterns*.md"))
 SOURCE = PROJECT / "src" / PACKAGE
 SMOKES = PROJECT / "tests" / "patterns"
 SCRATCH = "yourpackage"  # the package name the doc's usage and the smoke scripts import
@@ -92,7 +93,7 @@ def _distributions(text: str) -> frozenset[str]:
     return frozenset(canonicalize_name(n) for n in names if PACKAGE_NAME.fullmatch(n))
 
 
-PATTERNS = read_patterns(DOC.read_text(encoding="utf-8"))
+PATTERNS = [p for doc in DOCS for p in read_patterns(doc.read_text(encoding="utf-8"))]
 
 
 # -- what a file imports ----------------------------------------------------------------
@@ -245,9 +246,10 @@ def top_level_names(relative: str) -> set[str]:
 
 
 def test_the_contents_list_exactly_the_sections_and_each_has_its_own_script() -> None:
-    text = DOC.read_text(encoding="utf-8")
-    listed = re.findall(r"^- \[(.+?)\]\(#[a-z0-9-]+\)$", text, flags=re.MULTILINE)
-    assert listed == [pattern.title for pattern in PATTERNS]
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        listed = re.findall(r"^- \[(.+?)\]\(#[a-z0-9-]+\)$", text, flags=re.MULTILINE)
+        assert listed == [pattern.title for pattern in read_patterns(text)], doc.name
     scripts = [pattern.smoke for pattern in PATTERNS]
     assert len(set(scripts)) == len(scripts)
     assert set(scripts) == set(SMOKES.glob("*.py")), "a script in tests/patterns/ no pattern names"
