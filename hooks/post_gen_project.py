@@ -32,6 +32,7 @@ DELETE_WHEN: dict[str, dict[str, list[str]]] = {
             "src/{package_name}/pipeline",
             "tests/pipeline",
             "bench",
+            "docs/pipeline.md",
             "docs/patterns-pipeline.md",
             "tests/patterns/fetch_activity.py",
             "tests/patterns/cpu_activity.py",
@@ -111,8 +112,10 @@ def move_chosen(
     answers: Mapping[str, object],
     table: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]] = MOVE_WHEN,
 ) -> list[Path]:
-    """Move the files that ``table`` names for ``answers``, replacing the target; return the
-    targets. Raises FileNotFoundError for a listed source that does not exist."""
+    """Move the files that ``table`` names for ``answers``, replacing the targets.
+
+    Returns the targets. Raises FileNotFoundError for a listed source that does not exist.
+    """
     package = str(answers.get("package_name", ""))
     moved: list[Path] = []
     for option, by_value in table.items():
@@ -142,7 +145,7 @@ def next_steps(project_dir: Path, answers: Mapping[str, object]) -> str:
     lines = [
         f"Created {project_dir.name}. Next:",
         f"  cd {display_path(project_dir)}",
-        f"  make run    # runs the {answers.get('sample', '')} sample on an embedded Temporal dev server",
+        f"  make run    # the {answers.get('sample', '')} sample on an embedded Temporal server",
         "  make test   # ruff, mypy and the project's tests",
         "Then docs/make-it-yours.md: replace the sample with your own workflows.",
     ]

@@ -36,12 +36,9 @@ ALWAYS_PRESENT = (
     "src/{package_name}/runtime/checkpoint.py",
     "src/{package_name}/runtime/memo.py",
     "src/{package_name}/runtime/pool.py",
-    "src/{package_name}/pipeline/workflows.py",
-    "src/{package_name}/pipeline/activities/fetch.py",
-    "src/{package_name}/pipeline/report.py",
-    "tests/pipeline/histories/pipeline.json",
-    "tests/pipeline/histories/batch.json",
-    "bench/scale.py",
+    "tests/toolkit/",
+    "tests/runtime/",
+    "docs/make-it-yours.md",
     "tests/",
     "tests/test_patterns.py",
     "docs/patterns.md",
@@ -85,6 +82,10 @@ def test_option_files_present_or_absent(baked: Baked) -> None:
     hook = load_hook("post_gen_project")
     answers = baked.recorded()
     absent = set(hook.paths_to_delete(answers, hook.DELETE_WHEN))
+    for option, by_value in hook.MOVE_WHEN.items():  # moved into place: gone from where it was
+        for source, target in by_value.get(answers[option], ()):
+            absent.add(source.format(package_name=answers["package_name"]))
+            assert (baked.path / target.format(package_name=answers["package_name"])).is_file()
     for option, by_value in hook.DELETE_WHEN.items():
         for value, paths in by_value.items():
             if value == answers[option]:

@@ -12,6 +12,7 @@ from bakery import (
     combinations,
     literal_answer,
     pairwise_combinations,
+    unsupported_reason,
 )
 
 MANY = {
@@ -30,7 +31,10 @@ def test_small_option_sets_bake_every_combination() -> None:
 
 
 def test_template_options_bake_every_pair_of_values() -> None:
-    """Whatever the template's options are today, every two options' values meet in a bake."""
+    """Every two options' values that the hook accepts meet in a bake; none is refused.
+
+    Whatever the template's options are today.
+    """
     chosen = combinations(CHOICES)
     covered = {(a, c[a], b, c[b]) for c in chosen for a, b in itertools.combinations(CHOICES, 2)}
     wanted = {
@@ -38,8 +42,11 @@ def test_template_options_bake_every_pair_of_values() -> None:
         for a, b in itertools.combinations(CHOICES, 2)
         for va in CHOICES[a]
         for vb in CHOICES[b]
+        if unsupported_reason({a: va, b: vb}) is None
     }
     assert wanted <= covered
+    assert all(unsupported_reason(combo) is None for combo in chosen)
+    assert unsupported_reason({"sample": "minimal", "workshop": "yes"}) is not None
 
 
 def test_large_option_sets_bake_pairwise() -> None:

@@ -97,6 +97,12 @@ BAD_ANSWERS = [
         {"author_email": ""},
         "error: author_email '' is not an email address (like name@example.com)",
     ),
+    # A combination that cannot work.
+    (
+        {"sample": "minimal", "workshop": "yes"},
+        "error: workshop=yes with sample=minimal: the workshop's modules run on the pipeline"
+        " sample: choose sample=pipeline or workshop=no",
+    ),
 ]
 
 
@@ -263,9 +269,23 @@ def test_remove_unchosen_refuses_missing_and_outside_paths(tmp_path: Path) -> No
         POST.remove_unchosen(tmp_path, answers, {"unknown": {"a": ["deploy"]}})
 
 
+def test_post_gen_moves_the_minimal_app_into_place(tmp_path: Path) -> None:
+    package = tmp_path / "src" / "pkg"
+    package.mkdir(parents=True)
+    (package / "app.py").write_text("pipeline", encoding="utf-8")
+    (package / "app_minimal.py").write_text("minimal", encoding="utf-8")
+    moved = POST.move_chosen(tmp_path, {"sample": "minimal", "package_name": "pkg"})
+    assert moved == [package / "app.py"]
+    assert (package / "app.py").read_text(encoding="utf-8") == "minimal"
+    assert not (package / "app_minimal.py").exists()
+    assert POST.move_chosen(tmp_path, {"sample": "pipeline", "package_name": "pkg"}) == []
+    with pytest.raises(FileNotFoundError):
+        POST.move_chosen(tmp_path, {"sample": "minimal", "package_name": "pkg"})
+
+
 def test_post_gen_table_matches_cookiecutter_json() -> None:
-    """Every option and value in the real table is a choice option and one of its choices."""
-    for option, by_value in POST.DELETE_WHEN.items():
+    """Every option and value in the real tables is a choice option and one of its choices."""
+    for option, by_value in [*POST.DELETE_WHEN.items(), *POST.MOVE_WHEN.items()]:
         assert option in CHOICES, f"{option} is not a choice option in cookiecutter.json"
         for value in by_value:
             assert value in CHOICES[option], f"{option}={value} is not one of its choices"
