@@ -101,7 +101,9 @@ def unsupported_reason(answers: Mapping[str, str]) -> str | None:
 def all_combinations(choices: Mapping[str, list[str]]) -> list[dict[str, str]]:
     """Return every supported combination of the choice options, as answer dicts."""
     keys = list(choices)
-    every = [dict(zip(keys, values, strict=True)) for values in itertools.product(*choices.values())]
+    every = [
+        dict(zip(keys, values, strict=True)) for values in itertools.product(*choices.values())
+    ]
     return [combo for combo in every if unsupported_reason(combo) is None]
 
 

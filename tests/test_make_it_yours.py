@@ -34,7 +34,7 @@ class Step:
 
 
 def steps_of(guide: str) -> list[Step]:
-    """The guide's steps in order; a python block is a file only after a **`path`** line."""
+    """Return the guide's steps in order; a python block is a file after a **`path`** line."""
     steps = []
     for block in FENCE.finditer(guide):
         kind, text = block.group(1), block.group(2)
@@ -49,14 +49,14 @@ def steps_of(guide: str) -> list[Step]:
 
 
 def touched_count(guide: str) -> int:
-    """The number of files the guide says you touch ("You touch five files")."""
+    """Return the number of files the guide says you touch ("You touch five files")."""
     match = re.search(r"\*\*You touch (\w+) files\*\*", guide)
     assert match, "the guide does not say how many files you touch"
     return NUMBERS[match.group(1)]
 
 
 def table_files(guide: str) -> list[str]:
-    """The files of the guide's table (`| `path` | what |` rows)."""
+    """Return the files of the guide's table (`| `path` | what |` rows)."""
     return re.findall(r"^\| `([^`]+)` \|", guide, flags=re.MULTILINE)
 
 
