@@ -29,7 +29,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from drill.ha import ENV_PREFIX, PACKAGE, Cluster
+from drill.cluster import ENV_PREFIX, PACKAGE, Cluster
 from {{ cookiecutter.package_name }}.app import (
     Settings,
 )

@@ -1,4 +1,8 @@
-"""`make drill`: the HA drill on a 48-document corpus; exit code 0 when every check held.
+"""`make drill`: the HA drill of the project's drill case (tests/<sample>/drill_case.py);
+exit code 0 when every check held.
+
+    python -m drill                                   # 48 items
+    python -m drill --items 200 --case tests.pipeline.drill_case
 
 Ctrl-C or SIGTERM stops it early: the processes it started are stopped, what it saw so far
 is printed, and the exit code is 130 or 143.
@@ -6,16 +10,27 @@ is printed, and the exit code is 130 or 143.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
+from .case import find_case
 from .ha import Report, drill
 
 
 async def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m drill", description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=48, help="items per run (default 48)")
+    parser.add_argument("--case", help="module[:attribute] of the drill case (default: found)")
+    args = parser.parse_args()
+    try:
+        case = find_case(args.case)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     report = Report()
     task = asyncio.current_task()
     assert task is not None
@@ -30,7 +45,7 @@ async def main() -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
     try:
         with tempfile.TemporaryDirectory(prefix="drill-") as tmp:
-            await drill(Path(tmp), documents=48, words=3000, report=report)
+            await drill(Path(tmp), case=case, items=args.items, report=report)
     except asyncio.CancelledError:  # the drill has stopped its processes
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:  # what it saw, even when interrupted

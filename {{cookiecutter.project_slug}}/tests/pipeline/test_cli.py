@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
+import pty
+import re
 import signal
 import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -24,16 +28,19 @@ from {{ cookiecutter.package_name }}.app import (
     register,
 )
 from {{ cookiecutter.package_name }}.pipeline.models import (
+    PipelineProgress,
     Progress,
 )
 from {{ cookiecutter.package_name }}.pipeline.report import (
     PipelineReport,
 )
 from {{ cookiecutter.package_name }}.pipeline.starter import (
-    default_ui_url,
+    BatchProgress,
+    ProgressDisplay,
+    in_turn,
     progress_bar,
     stage_urls,
-    workflow_link,
+    stages,
 )
 from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
@@ -42,11 +49,23 @@ from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
     open_store,
 )
+from {{ cookiecutter.package_name }}.runtime.ui import (
+    default_ui_url,
+    workflow_link,
+)
 from {{ cookiecutter.package_name }}.runtime.worker import (
     build_worker,
 )
 
-from ..conftest import _own_groups, address_of, make_settings, service_cwd, service_env
+from ..conftest import (
+    _own_groups,
+    address_of,
+    make_settings,
+    running_worker,
+    service_cwd,
+    service_env,
+)
+from ..toolkit.gate import Gate
 from ..toolkit.http_site import LocalSite
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -221,10 +240,288 @@ def test_no_urls_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_progress_bar() -> None:
     progress = Progress(stage="fetch", done=12, total=40)
-    assert progress_bar(progress, width=10) == "  fetch        [###.......]    12/40"
+    assert progress_bar(progress, width=10) == "  fetch        [###.......]    12/40 URLs"
     assert progress_bar(Progress(stage="done", done=0, total=0), width=4) == (
         "  done         [####]     0/0"
     )
+
+
+def test_stages_add_the_running_batches_to_the_finished_ones() -> None:
+    pipeline = PipelineProgress(
+        stage="batches", done=250, total=600, fetched=240, failed=10, batch_size=250, running=[1, 2]
+    )
+    batches = {
+        1: BatchProgress(urls=250, fetched=100),  # fetching
+        2: BatchProgress(urls=100, fetched=100, documents=90, fingerprinted=30),  # 10 failed
+    }
+    assert stages(pipeline, batches) == [
+        Progress(stage="fetch", done=250 + 100 + 100, total=600),
+        Progress(stage="fingerprint", done=240 + 30, total=600 - 10 - 10),
+    ]
+    # Before any batch has fetched everything, stage 2 has not started.
+    first = PipelineProgress(stage="batches", done=0, total=9, batch_size=5, running=[0, 1])
+    fetching = {0: BatchProgress(urls=5, fetched=2), 1: BatchProgress(urls=4)}
+    assert stages(first, fetching) == [Progress(stage="fetch", done=2, total=9)]
+    # Stage 3: the counts of every batch.
+    third = PipelineProgress(stage="duplicates", done=0, total=8, fetched=8, failed=1)
+    assert stages(third, {}) == [
+        Progress(stage="fetch", done=9, total=9),
+        Progress(stage="fingerprint", done=8, total=8),
+        Progress(stage="duplicates", done=0, total=8),
+    ]
+
+
+def test_a_poll_describes_a_bounded_number_of_batches_in_turn() -> None:
+    running = list(range(20))
+    chosen, turn = in_turn(running, 0, 8)
+    assert chosen == list(range(8))
+    chosen, turn = in_turn(running, turn, 8)
+    assert chosen == list(range(8, 16))
+    chosen, turn = in_turn(running, turn, 8)
+    assert chosen == [16, 17, 18, 19, 0, 1, 2, 3]
+    assert in_turn([4, 5], turn, 8) == ([4, 5], 0)
+
+
+def fetch(done: int, total: int = 200) -> Progress:
+    return Progress(stage="fetch", done=done, total=total)
+
+
+def test_plain_lines_come_per_whole_percent_and_never_go_back() -> None:
+    out = io.StringIO()
+    display = ProgressDisplay(out, tty=False)
+    for progress in [fetch(0), fetch(1), fetch(2), fetch(3), fetch(1), fetch(4), fetch(200)]:
+        display.show([progress])
+    display.show([fetch(200), Progress(stage="fingerprint", done=0, total=200)])
+    display.show([fetch(200), Progress(stage="fingerprint", done=190, total=190)])
+    display.close()
+    # 1/200 is 0.5 %: no line. 1/200 after 3/200 (an activity retried): 3/200 is kept.
+    assert out.getvalue().splitlines() == [
+        "  fetch: 0/200 URLs",
+        "  fetch: 2/200 URLs",
+        "  fetch: 4/200 URLs",
+        "  fetch: 200/200 URLs",
+        "  fingerprint: 0/200 documents",
+        "  fingerprint: 190/190 documents",
+    ]
+
+
+def screen(text: str) -> list[str]:
+    """What a terminal shows after `text`: carriage returns, newlines, cursor up (ESC [ n A)
+    and erase to the end of the line (ESC [ K) are followed; nothing else is expected."""
+    lines, row, column = [""], 0, 0
+    for piece in re.findall(r"\x1b\[\d*[AK]|\r|\n|[^\x1b\r\n]+", text):
+        if piece == "\r":
+            column = 0
+        elif piece == "\n":
+            row, column = row + 1, 0
+            lines += [""] * (row + 1 - len(lines))
+        elif piece.endswith("A"):
+            row = max(0, row - int(piece[2:-1] or 1))
+        elif piece.endswith("K"):
+            lines[row] = lines[row][:column]
+        else:
+            line = lines[row].ljust(column)
+            lines[row] = line[:column] + piece + line[column + len(piece) :]
+            column += len(piece)
+    return lines
+
+
+def test_terminal_bars_are_redrawn_in_place() -> None:
+    out = io.StringIO()
+    display = ProgressDisplay(out, tty=True)
+    display.show([fetch(50, 100)])
+    display.show([fetch(100, 100), Progress(stage="fingerprint", done=10, total=100)])
+    display.show(
+        [
+            fetch(100, 100),
+            Progress(stage="fingerprint", done=95, total=95),
+            Progress(stage="duplicates", done=95, total=95),
+        ]
+    )
+    display.close()
+    assert screen(out.getvalue()) == [
+        progress_bar(fetch(100, 100)),
+        progress_bar(Progress(stage="fingerprint", done=95, total=95)),
+        progress_bar(Progress(stage="duplicates", done=95, total=95)),
+        "",
+    ]
+
+
+class LiveRun:
+    """`python -m <package> run` as a subprocess whose stderr is read while it runs: from a
+    pipe, or from a pseudo-terminal (`tty=True`), where `run` draws its bars as it would for
+    a person. It runs in a process group of its own; `close` kills the group."""
+
+    def __init__(self, env: dict[str, str], *args: str, tty: bool = False) -> None:
+        self.env, self.args, self.tty = env, args, tty
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._thread: threading.Thread | None = None
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+    async def start(self) -> LiveRun:
+        master = slave = -1
+        if self.tty:
+            master, slave = pty.openpty()
+        self.process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", PACKAGE, "run", *self.args),
+            env=self.env,
+            cwd=service_cwd(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=slave if self.tty else asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        _own_groups.add(self.process.pid)
+        assert self.process.stdout is not None
+        self._tasks.append(asyncio.create_task(self._drain(self.process.stdout, self.stdout)))
+        if self.tty:
+            os.close(slave)  # the child has its own: reads end (EIO) once it exits
+            self._thread = threading.Thread(target=self._read_terminal, args=(master,))
+            self._thread.start()
+        else:
+            assert self.process.stderr is not None
+            self._tasks.append(asyncio.create_task(self._drain(self.process.stderr, self.stderr)))
+        return self
+
+    @staticmethod
+    async def _drain(stream: asyncio.StreamReader, into: bytearray) -> None:
+        while chunk := await stream.read(65536):
+            into.extend(chunk)
+
+    def _read_terminal(self, master: int) -> None:
+        try:
+            while chunk := os.read(master, 65536):
+                self.stderr.extend(chunk)
+        except OSError:  # EIO: no process has the terminal open any more
+            pass
+        finally:
+            os.close(master)
+
+    def report(self) -> str:
+        return (
+            f"exit code {self.process.returncode}\nstdout:\n{self.stdout.decode(errors='replace')}"
+            f"\nstderr:\n{self.err}"
+        )
+
+    async def wait_for(self, what: str, found: Callable[[str], bool]) -> None:
+        """Until `found(stderr)`; fails if `run` exits first. The timeout only catches a broken
+        test: nothing here waits on speed."""
+        deadline = asyncio.get_running_loop().time() + 120
+        while not found(self.err):
+            assert self.process.returncode is None, f"run exited before {what}: {self.report()}"
+            assert asyncio.get_running_loop().time() < deadline, f"no {what}: {self.report()}"
+            await asyncio.sleep(0.05)
+
+    async def finish(self) -> int:
+        await asyncio.wait_for(self.process.wait(), 120)
+        await asyncio.wait_for(asyncio.gather(*self._tasks), 30)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+    async def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
+        for task in self._tasks:
+            task.cancel()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+
+
+@contextlib.asynccontextmanager
+async def live_run(env: dict[str, str], *args: str, tty: bool = False) -> AsyncIterator[LiveRun]:
+    run = await LiveRun(env, *args, tty=tty).start()
+    try:
+        yield run
+    finally:
+        await run.close()
+
+
+PROGRESS_LINE = re.compile(r"^  [a-z]+: \d+/\d+ [A-Za-z]+$", re.MULTILINE)
+
+
+def cli_env(client: Client, settings: Settings, **more: object) -> dict[str, str]:
+    return service_env(
+        address_of(client),
+        task_queue=settings.task_queue,
+        state_store_url=settings.state_store_url,
+        **more,
+    )
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["plain", "terminal"])
+async def test_progress_moves_while_a_batch_is_fetching(
+    client: Client, site: LocalSite, worker: Settings, tty: bool
+) -> None:
+    # One batch of 4 URLs; the 4th waits at a gate that only this test opens, so the batch
+    # (its fetch activity) is certainly still running when 3 of 4 are shown.
+    gate = f"moving{uuid.uuid4().hex}"
+    urls = [site.url(f"doc/moving-{i}") for i in range(3)] + [site.url(f"gate/{gate}")]
+    mid_batch = (
+        re.compile(r"fetch +\[#+\.+\] +3/4 URLs")
+        if tty
+        else re.compile(r"^  fetch: 3/4 URLs$", re.M)
+    )
+    async with live_run(cli_env(client, worker), *urls, tty=tty) as run:
+        try:
+            await run.wait_for("3/4 URLs fetched", lambda err: bool(mid_batch.search(err)))
+            assert site.hits[f"/gate/{gate}"] == 1, run.report()  # held there, not answered
+        finally:
+            site.open_gate(gate)
+        code = await run.finish()
+        assert code == 0, run.report()
+    assert run.stdout.decode().startswith("Workflow pipeline-"), run.report()
+    done = [
+        progress_bar(Progress(stage=stage, done=4, total=4))
+        for stage in ("fetch", "fingerprint", "duplicates")
+    ]
+    if tty:  # the last bars, complete, each on its line
+        assert screen(run.err)[-4:] == [*done, ""], run.err
+    else:
+        lines = PROGRESS_LINE.findall(run.err)
+        assert lines.index("  fetch: 3/4 URLs") < lines.index("  fetch: 4/4 URLs"), run.err
+        assert "  fingerprint: 4/4 documents" in lines, run.err
+        assert lines[-1] == "  duplicates: 4/4 documents", run.err
+
+
+async def test_progress_moves_while_a_batch_is_fingerprinting(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str
+) -> None:
+    # A worker whose state store closes a gate at the first checkpoint of stage 2: from then
+    # on its store calls wait, so the batch is held mid-way (at most one chunk of 1 document
+    # per pool slot done) until the test opens the gate. Its heartbeats go on meanwhile.
+    env = service_env(
+        address_of(client),
+        task_queue=task_queue,
+        state_store_url=f"sqlite:///{tmp_path / 'state.db'}",
+        cpu_chunk_size=1,
+        checkpoint_every_items=1,
+        cpu_processes=2,
+    )
+    gate = Gate(tmp_path / "gate", activity="fingerprint_documents")
+    urls = [site.url(f"words/300/fingerprint-progress-{i}") for i in range(12)]
+    mid_batch = re.compile(r"^  fingerprint: (\d+)/12 documents$", re.M)
+
+    def part_done(err: str) -> bool:
+        return any(0 < int(m.group(1)) < 12 for m in mid_batch.finditer(err))
+
+    async with running_worker(env, gate=gate) as worker, live_run(env, *urls) as run:
+        try:
+            await gate.wait_held(worker)
+            await run.wait_for("some of 12 documents fingerprinted", part_done)
+            assert "  fetch: 12/12 URLs" in PROGRESS_LINE.findall(run.err), run.report()
+        finally:
+            gate.open()
+        code = await run.finish()
+        assert code == 0, run.report()
+    assert PROGRESS_LINE.findall(run.err)[-1] == "  duplicates: 12/12 documents", run.report()
 
 
 def test_links_to_the_temporal_ui() -> None:

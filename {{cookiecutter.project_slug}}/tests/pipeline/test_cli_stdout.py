@@ -37,7 +37,7 @@ from ..conftest import PACKAGE, TEMPORAL_CLI, free_port, service_env
 MAX_OUTAGE_SECONDS = 6.0
 STARTUP_SECONDS = 60.0
 GATE_SECONDS = 120.0  # the gate opens by itself after this, should the test not open it
-PROGRESS_LINE = re.compile(r"^  [a-z_]+: \d+/\d+$", re.MULTILINE)  # starter, not a terminal
+PROGRESS_LINE = re.compile(r"^  [a-z_]+: \d+/\d+ [A-Za-z]+$", re.MULTILINE)  # not a terminal
 RETRIED = re.compile(r"gRPC call \w+ retried \d+ times")
 # A plain log line (logs.PLAIN_FORMAT) from the SDK Core: time, level, the Core's logger.
 PLAIN_CORE_WARNING = re.compile(

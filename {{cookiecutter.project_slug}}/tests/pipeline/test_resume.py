@@ -1,17 +1,16 @@
 """The CPU stage under real failures: kill -9 of a worker, SIGTERM, cancellation, Redis down.
 
 Workers run as separate processes, each in its own process group (as in a pod), against
-the session's dev server. The corpus is big enough for the CPU stage to take seconds. The
-kill -9 test runs once per state store backend (SQLite, Redis).
+the session's dev server (tests/toolkit/worker.py). Each case holds the fingerprint
+activity at a gate after its first checkpoint (tests/toolkit/gate.py), so "mid-stage" is a
+certain moment. The kill -9 test runs once per state store backend (SQLite, Redis).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from {{ cookiecutter.package_name }}.app import (
-    register,
-)
 from {{ cookiecutter.package_name }}.pipeline.models import (
     PipelineInput,
     PipelineOptions,
@@ -45,30 +41,21 @@ from {{ cookiecutter.package_name }}.runtime.pool import (
 from {{ cookiecutter.package_name }}.runtime.store import (
     open_store,
 )
-from {{ cookiecutter.package_name }}.runtime.worker import (
-    build_worker,
-)
 
-from ..conftest import (
-    address_of,
-    count_keys,
-    free_port,
-    make_settings,
-    running_worker,
-    service_env,
-    worker_log,
-)
-from ..runtime.test_metrics import scrape, totals
-from ..toolkit.gate import Gate, GatedStore
+from ..conftest import count_keys, make_settings
+from ..toolkit.gate import Gate
 from ..toolkit.http_site import LocalSite
-from ..toolkit.redis_server import RedisServer
-
-ACTIVITY_ENDINGS = (
-    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
-    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+from ..toolkit.observe import (
+    activity_outcomes,
+    failed_attempt_message,
+    finished_attempts,
+    poll,
 )
+from ..toolkit.processes import address_of, service_env
+from ..toolkit.redis_server import RedisServer
+from ..toolkit.worker import in_process_worker, running_worker
+
+CPU_ACTIVITY = "fingerprint_documents"
 CHECKPOINT_EVERY = 4
 CHUNK = 2
 PROCESSES = 2
@@ -94,6 +81,11 @@ def worker_env(client: Client, task_queue: str, store_url: str, **extra: object)
     )
 
 
+def cpu_gate(tmp_path: Path) -> Gate:
+    """Closes once the fingerprint activity has saved its first checkpoint."""
+    return Gate(tmp_path / "gate", activity=CPU_ACTIVITY)
+
+
 async def start_pipeline(
     client: Client, task_queue: str, urls: list[str]
 ) -> WorkflowHandle[Any, PipelineResult]:
@@ -106,7 +98,8 @@ async def start_pipeline(
 
 
 def only_batch(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
-    """The pipeline's only batch: these corpora are smaller than the default batch size."""
+    """The pipeline's only batch (these corpora are smaller than the default batch size):
+    the child workflow that runs the CPU activity."""
     return handle._client.get_workflow_handle(batch_workflow_id(handle.id, 0))
 
 
@@ -115,15 +108,6 @@ async def report_of(handle: WorkflowHandle[Any, PipelineResult], store_url: str)
     result = await asyncio.wait_for(handle.result(), 300)
     async with open_store(store_url) as store:
         return await read_report(store, result, handle.id)
-
-
-def memoized_signatures(store_url: str) -> int:
-    """Signatures finished so far: each is memoized the moment its chunk comes back."""
-    return count_keys(store_url, "memo:minhash:")
-
-
-def sqlite_url(tmp_path: Path, name: str) -> str:
-    return f"sqlite:///{tmp_path / name}"
 
 
 @pytest.fixture(scope="module")
@@ -136,16 +120,9 @@ async def clean_kill_result(
     """The kill tests' corpus run once, uninterrupted, on a fresh store: what they must return."""
     client = temporal_env.client
     settings = make_settings(tmp_path_factory.mktemp("clean"), task_queue=f"clean-{uuid.uuid4()}")
-    async with (
-        open_store(settings.state_store_url) as store,
-        build_worker(client, settings, register(settings, store, pool)),
-    ):
+    async with in_process_worker(client, settings, pool=pool):
         handle = await start_pipeline(client, settings.task_queue, corpus(site, "kill", count=36))
         return await report_of(handle, settings.state_store_url)
-
-
-def stop_group(process: asyncio.subprocess.Process, sig: int) -> None:
-    os.killpg(process.pid, sig)
 
 
 async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
@@ -157,28 +134,24 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
     clean_kill_result: PipelineReport,
 ) -> None:
     urls = corpus(site, "kill", count=36)
-    env = worker_env(client, task_queue, store_url)
-    gate = Gate(tmp_path / "gate")
-    async with running_worker(env, gate=gate) as first:
+    gate = cpu_gate(tmp_path)
+    async with running_worker(worker_env(client, task_queue, store_url), gate=gate) as first:
         handle = await start_pipeline(client, task_queue, urls)
-        # A checkpoint is saved and the stage is held mid-way: it cannot be over when we kill.
-        await gate.wait_held(process=first)
-        stop_group(first, signal.SIGKILL)
-        await first.wait()
-    finished_before_kill = memoized_signatures(store_url)
+        await gate.wait_held(first)  # a checkpoint saved, the stage held: it cannot be over
+        await first.kill()
+    finished_before_kill = count_keys(store_url, "memo:minhash:")  # memoized as each chunk ends
 
-    metrics_port = free_port()
-    env = worker_env(client, task_queue, store_url, metrics_port=metrics_port)
-    async with running_worker(env) as second:
+    env = worker_env(client, task_queue, store_url)
+    async with running_worker(env, serve_metrics=True) as second:
         result = await report_of(handle, store_url)
-        metrics = totals(await asyncio.to_thread(scrape, metrics_port))
+        metrics = await second.metrics()
 
     expected = clean_kill_result  # the same corpus, uninterrupted, on a fresh store
     assert result.documents == expected.documents
     assert result.duplicates == expected.duplicates
     assert result.duplicates == sorted([sorted([urls[0], urls[-2]]), sorted([urls[1], urls[-1]])])
     fp = result.stats.fingerprint
-    assert fp.attempt >= 2, worker_log(second)
+    assert fp.attempt >= 2, second.log
     assert fp.restored >= CHECKPOINT_EVERY
     # Nothing finished before the kill was computed again: what the checkpoint did not
     # hold, the memo did. The checkpoint alone lagged by at most one interval plus the
@@ -197,77 +170,41 @@ async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
 async def test_sigterm_mid_cpu_stage_drains_without_a_failed_activity(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str
 ) -> None:
-    urls = corpus(site, "drain", count=16)
-    env = worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"), graceful_shutdown_seconds=30)
-    gate = Gate(tmp_path / "gate")
-    async with running_worker(env, gate=gate) as worker:
-        handle = await start_pipeline(client, task_queue, urls)
+    env = worker_env(
+        client, task_queue, f"sqlite:///{tmp_path / 's.db'}", graceful_shutdown_seconds=30
+    )
+    async with running_worker(env, gate=cpu_gate(tmp_path)) as worker:
+        handle = await start_pipeline(client, task_queue, corpus(site, "drain", count=16))
         try:
-            await gate.wait_held(process=worker)  # mid-stage, and held there
-            stop_group(worker, signal.SIGINT)  # Ctrl-C in a terminal: the whole group gets it
-            await poll(lambda: "draining" in worker_log(worker), "the worker to start draining")
-            gate.open()  # the rest of the stage now runs during the drain
-            assert await asyncio.wait_for(worker.wait(), 60) == 0, worker_log(worker)
-
-            events = [e async for e in only_batch(handle).fetch_history_events()]
+            assert worker.gate is not None
+            await worker.gate.wait_held(worker)  # mid-stage, and held there
+            # Ctrl-C in a terminal (the whole group gets it); the held rest of the stage
+            # then runs during the drain.
+            assert await worker.drain(sig=signal.SIGINT) == 0, worker.log
+            outcomes = await activity_outcomes(only_batch(handle))
+            attempts = await finished_attempts(only_batch(handle), CPU_ACTIVITY)
         finally:
             await handle.terminate("test over")
-    kinds = [e.event_type for e in events]
-    assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in kinds
-    assert EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT not in kinds
-    # Fetch, then the fingerprint activity, which finished during the drain.
-    assert kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) == 2
+    # The fetch, then the CPU activity, which finished during the drain: nothing failed.
+    assert outcomes == [EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED] * 2
+    assert attempts == [1]
 
 
 async def test_cancelling_the_workflow_stops_the_cpu_work(
     client: Client, site: LocalSite, tmp_path: Path, task_queue: str
 ) -> None:
     """The stage is held mid-way, so it can only end by the cancellation reaching it."""
-    urls = corpus(site, "cancel", count=16)
-    gate = Gate(tmp_path / "gate")
-    env = worker_env(client, task_queue, sqlite_url(tmp_path, "s.db"))
+    gate = cpu_gate(tmp_path)
+    env = worker_env(client, task_queue, f"sqlite:///{tmp_path / 's.db'}")
     async with running_worker(env, gate=gate) as worker:
-        handle = await start_pipeline(client, task_queue, urls)
-        await gate.wait_held(process=worker)
-        await handle.cancel()
-        # The cancellation goes from the pipeline to its batch, and on to the batch's activity.
-        batch = only_batch(handle)
-
-        async def cpu_activity_outcome() -> EventType.ValueType | None:
-            """How the fingerprint activity ended, once it has (the fetch ends before it starts)."""
-            scheduled = False
-            async for event in batch.fetch_history_events():
-                attributes = event.activity_task_scheduled_event_attributes
-                if attributes.activity_type.name == "fingerprint_documents":
-                    scheduled = True
-                elif scheduled and event.event_type in ACTIVITY_ENDINGS:
-                    return event.event_type
-            return None
-
-        outcome = await poll(cpu_activity_outcome, "the CPU activity to end", timeout=60)
-        assert outcome == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED, worker_log(worker)
+        handle = await start_pipeline(client, task_queue, corpus(site, "cancel", count=16))
+        await gate.wait_held(worker)
+        await handle.cancel()  # from the pipeline to its batch, on to the batch's activity
+        outcomes = await poll(
+            lambda: activity_outcomes(only_batch(handle), CPU_ACTIVITY), "the CPU activity to end"
+        )
+        assert outcomes == [EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED], worker.log
         assert not gate.open_file.exists()  # nothing but the cancellation let it go
-
-
-async def poll(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """The first truthy value of `condition()` (a coroutine function or not), polled."""
-    for _ in range(int(timeout / 0.05)):
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def failed_attempt_message(handle: WorkflowHandle[Any, Any], activity_type: str) -> str:
-    """Once an attempt of the batch's activity has failed (it is retrying), its message."""
-    description = await only_batch(handle).describe()
-    for pending in description.raw_description.pending_activities:
-        if pending.activity_type.name == activity_type and pending.attempt >= 2:
-            return pending.last_failure.message
-    return ""
 
 
 async def test_redis_down_mid_cpu_stage_fails_the_attempt_and_the_retry_finishes(
@@ -290,19 +227,17 @@ async def test_redis_down_mid_cpu_stage_fails_the_attempt_and_the_retry_finishes
         checkpoint_every_items=CHECKPOINT_EVERY,
         checkpoint_every_seconds=60,
     )
+    gate = cpu_gate(tmp_path)
     try:
         server.start()
-        gate = Gate(tmp_path / "gate")
-        async with (
-            open_store(settings.state_store_url) as store,
-            build_worker(client, settings, register(settings, GatedStore(store, gate), pool)),
-        ):
+        async with in_process_worker(client, settings, pool=pool, gate=gate):
             handle = await start_pipeline(client, task_queue, corpus(site, "kill", count=36))
             await gate.wait_held()  # a checkpoint is saved; the stage is held mid-way
             server.kill()
             gate.open()  # the held calls now meet a dead Redis
             failure = await poll(
-                lambda: failed_attempt_message(handle, "fingerprint_documents"), "a failed attempt"
+                lambda: failed_attempt_message(only_batch(handle), CPU_ACTIVITY),
+                "a failed attempt",
             )
             server.start()
             result = await report_of(handle, server.url())

@@ -18,8 +18,8 @@ from {{ cookiecutter.package_name }}.pipeline.models import (
     FailedUrl,
     PipelineInput,
     PipelineOptions,
+    PipelineProgress,
     PipelineResult,
-    Progress,
 )
 from {{ cookiecutter.package_name }}.pipeline.report import (
     PipelineReport,
@@ -79,8 +79,13 @@ async def run_pipeline(
         )
         async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):  # a stuck workflow fails the test
             result = await handle.result()
-        assert await handle.query(PipelineWorkflow.progress) == Progress(
-            stage="done", done=result.stats.urls, total=result.stats.urls
+        stats = result.stats
+        assert await handle.query(PipelineWorkflow.progress) == PipelineProgress(
+            stage="done",
+            done=stats.urls,
+            total=stats.urls,
+            fetched=stats.fetched,
+            failed=stats.failed,
         )
         return handle, result, await read_report(store, result, handle.id)
 
@@ -118,6 +123,36 @@ async def test_pipeline_runs_batches_as_child_workflows_and_reports_failures(
     for batch in batches:
         history = await client.get_workflow_handle(batch).fetch_history()
         assert activities(history) == ["fetch_documents", "fingerprint_documents"]
+
+
+async def test_the_progress_query_names_the_running_batches(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    # Batch 0 waits at a gate only the test opens; batches 1 and 2 finish meanwhile.
+    gate = f"running{uuid.uuid4().hex}"
+    urls = [site.url(f"gate/{gate}"), site.url("doc/running-1"), site.url("status/404")]
+    request = PipelineInput(urls=urls, options=PipelineOptions(batch_size=1, parallel_batches=2))
+    settings = make_settings(tmp_path, task_queue=task_queue)
+    expected = PipelineProgress(
+        stage="batches", done=2, total=3, fetched=1, failed=1, batch_size=1, running=[0]
+    )
+    async with (
+        open_store(settings.state_store_url) as store,
+        build_worker(client, settings, register(settings, store, pool)),
+    ):
+        handle = await client.start_workflow(
+            PipelineWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=task_queue
+        )
+        try:
+            async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):  # a broken test only
+                while (progress := await handle.query(PipelineWorkflow.progress)) != expected:
+                    assert progress.stage in ("starting", "batches"), progress
+                    await asyncio.sleep(0.05)
+        finally:
+            site.open_gate(gate)
+        async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):
+            result = await handle.result()
+    assert (result.stats.urls, result.stats.fetched, result.stats.batches) == (3, 2, 3)
 
 
 async def test_batches_give_the_same_result_as_one_batch_and_find_duplicates_across_them(

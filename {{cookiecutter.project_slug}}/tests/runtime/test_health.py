@@ -11,21 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.app import (
-    SERVICE,
-)
 from {{ cookiecutter.package_name }}.runtime.health import (
     start_health_server,
 )
 from {{ cookiecutter.package_name }}.runtime.settings import (
     ENV_PREFIX,
+    RuntimeSettings,
 )
 from {{ cookiecutter.package_name }}.runtime.worker import (
     PortUnavailableError,
     run_worker,
 )
 
-from ..conftest import make_settings
+from . import probe
 
 
 def get(url: str, method: str = "GET", timeout: float = 5.0) -> tuple[int, str]:
@@ -81,9 +79,11 @@ async def test_a_port_in_use_stops_the_worker_with_one_line(setting: str, tmp_pa
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        settings = make_settings(tmp_path, **{"health_port": 0, "metrics_port": 0, setting: port})
+        ports = {"health_port": 0, "metrics_port": 0, setting: port}
+        store = f"sqlite:///{tmp_path / 'state.db'}"
+        settings = RuntimeSettings(_env_file=None, state_store_url=store, **ports)
         with pytest.raises(PortUnavailableError) as raised:
-            await run_worker(SERVICE, settings)  # fails before it connects to anything
+            await run_worker(probe.SERVICE, settings)  # fails before it connects to anything
     message = str(raised.value)
     assert message.startswith(f"{ENV_PREFIX}{setting.upper()}={port}: ")
     assert "in use" in message

@@ -1,4 +1,10 @@
-"""The worker as a real process: start-up, draining on SIGTERM, giving up, and side by side."""
+"""The worker as a real process: draining on SIGTERM, giving up, side by side, kill -9.
+
+Every worker here runs the test-only probe service (tests/runtime/probe.py), so these tests
+prove the runtime whatever sample the project keeps. Its activity is held at a gate after
+its first checkpoint (tests/toolkit/gate.py): "mid-activity" is a certain moment, not a
+race with the machine's speed.
+"""
 
 from __future__ import annotations
 
@@ -13,78 +19,71 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from {{ cookiecutter.package_name }}.pipeline.models import (
-    PipelineInput,
-    PipelineResult,
-)
-from {{ cookiecutter.package_name }}.pipeline.workflows import (
-    PipelineWorkflow,
-    batch_workflow_id,
-)
-
-from ..conftest import address_of, free_port, run_process, running_worker, service_env, worker_log
-from ..toolkit.http_site import LocalSite
+from ..toolkit.gate import Gate
+from ..toolkit.observe import activity_outcomes, finished_attempts, identities
+from ..toolkit.processes import PACKAGE, address_of, free_port, run_process, service_env
+from ..toolkit.worker import running_worker, running_workers
+from . import probe
 from .test_health import get
 
-PACKAGE = "{{ cookiecutter.package_name }}"
+CHECKPOINT_EVERY = 3
+COMPLETED = EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
 
 
-async def wait_until(condition: object, timeout: float = 60.0) -> None:
-    """Wait for `condition()`; the timeout only stops a broken test, no speed needs it."""
+def probe_env(
+    client: Client, task_queue: str, store_url: str, **settings: object
+) -> dict[str, str]:
+    return service_env(
+        address_of(client),
+        task_queue=task_queue,
+        state_store_url=store_url,
+        cpu_processes=1,
+        checkpoint_every_items=CHECKPOINT_EVERY,
+        checkpoint_every_seconds=3600,  # by count only: the gate closes at item CHECKPOINT_EVERY
+        sticky_queue_timeout_seconds=1,
+        graceful_shutdown_seconds=60,
+        **settings,
+    )
 
-    async def poll() -> None:
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
 
-    await asyncio.wait_for(poll(), timeout)
+async def start_probe(
+    client: Client, task_queue: str, items: int = 8
+) -> WorkflowHandle[Any, probe.ProbeResult]:
+    return await client.start_workflow(
+        probe.ProbeWorkflow.run,
+        probe.ProbeInput(items=items),
+        id=f"probe-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
 
 
 async def test_sigterm_drains_the_running_activity(
-    client: Client, site: LocalSite, tmp_path: Path, task_queue: str
+    client: Client, tmp_path: Path, task_queue: str
 ) -> None:
     health_port = free_port()
     health = f"http://127.0.0.1:{health_port}"
-    env = service_env(
-        address_of(client),
-        task_queue=task_queue,
-        state_store_url=f"sqlite:///{tmp_path / 's.db'}",
-        graceful_shutdown_seconds=60,
-        health_port=health_port,
-    )
-    gate = f"drained{uuid.uuid4().hex[:8]}"
-    path = f"/gate/{gate}"
-    async with running_worker(env) as worker:
-        handle = await client.start_workflow(
-            PipelineWorkflow.run,
-            PipelineInput(urls=[site.url(path)]),
-            id=f"drain-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
+    env = probe_env(client, task_queue, f"sqlite:///{tmp_path / 's.db'}", health_port=health_port)
+    gate = Gate(tmp_path / "gate", activity=probe.ACTIVITY)
+    async with running_worker(env, gate=gate, service=probe.SPEC) as worker:
+        handle = await start_probe(client, task_queue)
         try:
-            # The fetch is in flight, held by the site until the gate opens.
-            await wait_until(lambda: site.hits[path] >= 1)
+            await gate.wait_held(worker)  # mid-activity, a checkpoint saved, held there
             assert await asyncio.to_thread(get, f"{health}/readyz") == (200, "ready\n")
             worker.send_signal(signal.SIGTERM)
-            # Draining: no longer ready, still alive (a liveness failure now would kill the drain).
-            await wait_until(lambda: "draining" in worker_log(worker))
+            # Draining: no longer ready, still alive (a liveness failure now would kill it).
+            await worker.wait_for_log("draining")
             assert await asyncio.to_thread(get, f"{health}/readyz") == (503, "not ready\n")
             assert await asyncio.to_thread(get, f"{health}/healthz") == (200, "ok\n")
-            site.open_gate(gate)  # the running activity finishes during the drain
-            assert await asyncio.wait_for(worker.wait(), 60) == 0, worker_log(worker)
-            assert "worker stopped" in worker_log(worker)
+            gate.open()  # the running activity finishes during the drain
+            assert await worker.wait() == 0, worker.log
+            assert "worker stopped" in worker.log
 
-            # The activity finished on its first attempt, during the drain: nothing to retry.
-            batch = client.get_workflow_handle(batch_workflow_id(handle.id, 0))
-            history = await batch.fetch_history()
+            # It finished on its first attempt, during the drain: nothing to retry. (No
+            # worker is left to run the workflow's next task.)
+            assert await activity_outcomes(handle, probe.ACTIVITY) == [COMPLETED]
+            assert await finished_attempts(handle, probe.ACTIVITY) == [1]
         finally:
             await handle.terminate("test over")
-    kinds = [e.event_type for e in history.events]
-    assert EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED in kinds
-    started = [
-        e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ]
-    assert [e.activity_task_started_event_attributes.attempt for e in started] == [1]
-    assert site.hits[path] == 1
 
 
 async def test_unreachable_temporal_is_retried_then_given_up(tmp_path: Path) -> None:
@@ -102,77 +101,53 @@ async def test_unreachable_temporal_is_retried_then_given_up(tmp_path: Path) -> 
 
 
 async def test_two_workers_share_one_task_queue(
-    client: Client, site: LocalSite, tmp_path: Path, task_queue: str
+    client: Client, tmp_path: Path, task_queue: str
 ) -> None:
     """Work that one worker cannot take goes to the other one on the same queue.
 
-    The first worker holds a fetch (the site keeps it waiting) and is told to drain, so it
-    polls no more; a second pipeline then can only run on the second worker. Both pipelines
-    finish, and their activities name both workers.
+    The worker holding the first run's activity (at its gate) is told to drain, so it polls
+    no more; a second run then can only run on the other worker. Both runs finish, each
+    activity on the worker it had to be on.
     """
-    env = service_env(
-        address_of(client),
-        task_queue=task_queue,
-        state_store_url=f"sqlite:///{tmp_path / 's.db'}",
-        graceful_shutdown_seconds=60,
-        sticky_queue_timeout_seconds=1,
-    )
-    gate = f"shared{uuid.uuid4().hex[:8]}"
-
-    async def start(url: str) -> WorkflowHandle[Any, PipelineResult]:
-        return await client.start_workflow(
-            PipelineWorkflow.run,
-            PipelineInput(urls=[url]),
-            id=f"shared-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
-
-    async with running_worker(env) as first, running_worker(env) as second:
-        held = await start(site.url(f"gate/{gate}"))
-        await wait_until(lambda: site.hits[f"/gate/{gate}"] >= 1)
-        holder = await worker_running_fetch(client, held, {first, second})
-        other = second if holder is first else first
+    env = probe_env(client, task_queue, f"sqlite:///{tmp_path / 's.db'}")
+    gate = Gate(tmp_path / "gates", activity=probe.ACTIVITY)
+    async with running_workers(env, 2, gate=gate, service=probe.SPEC) as workers:
+        held = await start_probe(client, task_queue)
+        holder = await workers.holding(client)  # Temporal agrees it runs the activity
+        (other,) = workers.others(holder)
+        assert other.gate is not None
+        other.gate.open()  # the second run must not be held
         holder.send_signal(signal.SIGTERM)
-        await wait_until(lambda: "draining" in worker_log(holder))
-        moved = await start(site.url(f"doc/shared-{uuid.uuid4().hex[:8]}"))
-        assert (await asyncio.wait_for(moved.result(), 60)).stats.fetched == 1
-        site.open_gate(gate)
-        assert await asyncio.wait_for(holder.wait(), 60) == 0, worker_log(holder)
-        assert (await asyncio.wait_for(held.result(), 60)).stats.fetched == 1
-        other.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(other.wait(), 60) == 0, worker_log(other)
+        await holder.wait_for_log("draining")
+        moved = await start_probe(client, task_queue, items=2)
+        assert (await asyncio.wait_for(moved.result(), 60)).total == probe.expected_total(2)
+        assert holder.gate is not None
+        holder.gate.open()
+        assert await holder.wait() == 0, holder.log
+        assert (await asyncio.wait_for(held.result(), 60)).total == probe.expected_total(8)
+        assert await other.terminate() == 0, other.log
 
-    identities = {
-        event.activity_task_started_event_attributes.identity
-        for handle in (held, moved)
-        async for event in client.get_workflow_handle(
-            batch_workflow_id(handle.id, 0)
-        ).fetch_history_events()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    }
-    # The SDK's default identity is <pid>@<host>.
-    assert {identity.split("@")[0] for identity in identities} == {str(first.pid), str(second.pid)}
+    assert await identities(held, probe.ACTIVITY) == {holder.identity}
+    assert await identities(moved, probe.ACTIVITY) == {other.identity}
 
 
-async def worker_running_fetch(
-    client: Client,
-    handle: WorkflowHandle[Any, Any],
-    workers: set[asyncio.subprocess.Process],
-) -> asyncio.subprocess.Process:
-    """The worker process whose identity the running fetch activity of `handle` names."""
-    batch = client.get_workflow_handle(batch_workflow_id(handle.id, 0))
+async def test_kill_9_of_the_holder_resumes_on_the_other_worker_from_its_checkpoint(
+    client: Client, tmp_path: Path, task_queue: str, store_url: str
+) -> None:
+    """kill -9 of the worker (and its pool) running the activity, a checkpoint saved: the
+    retry runs on the other worker, restores exactly what was saved, and loses nothing."""
+    env = probe_env(client, task_queue, store_url)
+    gate = Gate(tmp_path / "gates", activity=probe.ACTIVITY)
+    async with running_workers(env, 2, gate=gate, service=probe.SPEC) as workers:
+        handle = await start_probe(client, task_queue, items=8)
+        holder = await workers.holding(client)
+        assert await holder.kill() == -signal.SIGKILL
+        workers.open_gates()  # the retry, wherever it runs, must not be held
+        result = await asyncio.wait_for(handle.result(), 120)
+        (other,) = workers.others(holder)
 
-    async def identity() -> str:
-        for pending in (await batch.describe()).raw_description.pending_activities:
-            if pending.last_worker_identity:
-                return pending.last_worker_identity
-        return ""
-
-    async def named() -> str:
-        while not (name := await identity()):
-            await asyncio.sleep(0.05)
-        return name
-
-    name = await asyncio.wait_for(named(), 60)
-    (worker,) = [w for w in workers if name.startswith(f"{w.pid}@")]
-    return worker
+    assert result.total == probe.expected_total(8)
+    assert result.attempt == 2, other.log
+    assert result.restored == CHECKPOINT_EVERY  # the held checkpoint, all of it
+    assert (result.memoized, result.computed) == (0, 8 - CHECKPOINT_EVERY)  # nothing redone
+    assert await identities(handle, probe.ACTIVITY) == {other.identity}

@@ -1,20 +1,30 @@
-"""`python -m tests.toolkit.gated_worker`: the service's worker, its state store behind a gate.
+"""`python -m tests.toolkit.gated_worker [module:attribute]`: a worker of any `Service`,
+its state store behind a gate.
 
 The same worker as the service's own `worker` command (settings, signals, drain, exit
-code), except that the store its activities use is a `GatedStore` configured from the
-environment (`Gate.env()`, see tests/toolkit/gate.py). Tests start it with
-`start_worker(env, gate=...)`.
+code; `runtime.worker.run_worker`), with two differences a test needs:
+
+- it runs the `Service` named on the command line (default `<package>.app:SERVICE`), so
+  a runtime test can run a test-only service (tests/runtime/probe.py:SERVICE);
+- if the environment names a gate (`Gate.env()`, see tests/toolkit/gate.py), the store its
+  activities use is a `GatedStore`.
+
+Tests start it through `WorkerProcess.start(env, gate=..., service=...)`
+(tests/toolkit/worker.py); the drill does too (drill/cluster.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib
 import logging
 import os
 import sys
+from typing import Any
 
-from {{ cookiecutter.package_name }}.app import (
-    SERVICE,
+from {{ cookiecutter.package_name }}.runtime.client import (
+    TemporalUnreachableError,
 )
 from {{ cookiecutter.package_name }}.runtime.logs import (
     configure_logging,
@@ -26,21 +36,44 @@ from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
 )
 from {{ cookiecutter.package_name }}.runtime.worker import (
+    PortUnavailableError,
+    Service,
     run_worker,
 )
 
 from .gate import Gate, GatedStore
+from .processes import PACKAGE
+
+DEFAULT_SERVICE = f"{PACKAGE}.app:SERVICE"
+log = logging.getLogger("tests.toolkit.gated_worker")
 
 
-def main() -> int:
-    settings = load_settings(SERVICE.settings)
+def load_service(spec: str) -> Service[Any]:
+    """The `Service` at "module:attribute" (e.g. `tests.runtime.probe:SERVICE`)."""
+    module_name, _, attribute = spec.partition(":")
+    service = getattr(importlib.import_module(module_name), attribute or "SERVICE")
+    if not isinstance(service, Service):
+        raise TypeError(f"{spec} is a {type(service).__name__}, not a Service")
+    return service
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.toolkit.gated_worker")
+    parser.add_argument("service", nargs="?", default=DEFAULT_SERVICE, help="module:attribute")
+    service = load_service(parser.parse_args(argv).service)
+    settings = load_settings(service.settings)
     configure_logging(settings.log_level, settings.log_format)
     gate = Gate.from_env()
 
     def gated(store: StateStore) -> StateStore:
-        return GatedStore(store, gate)
+        assert gate is not None
+        return GatedStore(store, gate, identity=settings.identity)
 
-    asyncio.run(run_worker(SERVICE, settings, wrap_store=gated))
+    try:
+        asyncio.run(run_worker(service, settings, wrap_store=gated if gate else None))
+    except (TemporalUnreachableError, PortUnavailableError) as exc:
+        log.error("%s", exc)
+        return 1
     return 0
 
 

@@ -2,12 +2,17 @@
 
 The Debian package (`apt-get install redis-server`) is enough; nothing is downloaded. A
 server can be stopped or killed and started again on the same port, as a restart would.
+
+Without `redis-server` on PATH, the tests of the Redis backend are skipped locally, with
+the reason in the summary, so a SQLite project's `make test` runs on a machine without
+Redis; in CI (`CI` set), and in a project whose default store is Redis, they fail instead:
+the backend a deployment may switch to (or runs on) is never left untested where it counts.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,26 +25,38 @@ import trustme
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from {{ cookiecutter.package_name }}.runtime.settings import (
+    DEFAULT_STATE_STORE_URL,
+)
+
+from .processes import free_port as free_port  # tests/runtime/test_devstack.py's import
+
 STARTUP_TIMEOUT_SECONDS = 30.0
+NO_REDIS_SERVER = "no redis-server on PATH: a Redis state store test, skipped here (CI runs it)"
+INSTALL_REDIS_SERVER = "apt-get install redis-server; macOS: brew install redis"
 
 
 def redis_server_binary() -> str:
-    """The `redis-server` on PATH; fails the calling test with a clear message if there is none."""
+    """The `redis-server` on PATH. Without one, the calling test is skipped, with the reason
+    in pytest's summary, or failed (one line) where the Redis backend must be tested: in CI
+    (`CI` set) and in a project whose default state store is Redis."""
     binary = shutil.which("redis-server")
-    if binary is None:
+    if binary is not None:
+        return binary
+    install = INSTALL_REDIS_SERVER
+    if os.environ.get("CI"):
         pytest.fail(
-            "redis-server is not on PATH: the Redis state store tests run against a real one."
-            " Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)"
-            " and run the tests again.",
+            f"redis-server is not on PATH, and CI is set: CI must test the Redis state store"
+            f" (install it first: {install})",
             pytrace=False,
         )
-    return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    if DEFAULT_STATE_STORE_URL.startswith(("redis://", "rediss://")):
+        pytest.fail(
+            f"redis-server is not on PATH: this project's default state store is Redis, and"
+            f" its tests run against a real one (install it: {install})",
+            pytrace=False,
+        )
+    pytest.skip(NO_REDIS_SERVER)
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,23 @@ class Progress(BaseModel):
     total: int
 
 
+class PipelineProgress(Progress):
+    """Answer of the pipeline's `progress` query: `done` counts the URLs of finished batches.
+
+    The URLs and documents done inside a running batch are in its activities' heartbeat
+    details, which `run` reads with describe() (the workflow never sees them): `running`
+    says which batches to look at.
+    """
+
+    fetched: int = 0
+    """Documents fetched by the finished batches (their fingerprints are done too)."""
+    failed: int = 0
+    """URLs of the finished batches that failed."""
+    batch_size: int = 0
+    running: list[int] = []
+    """Indexes of the batches running now: at most `parallel_batches`."""
+
+
 class PipelineStats(BaseModel):
     urls: int
     fetched: int

@@ -5,11 +5,14 @@ only their key (the claim-check pattern): a file of 100,000 URLs would not fit i
 Temporal payload. The result comes back the same way (see `report.py`). So `run` needs
 the state store the workers use, as well as the Temporal server.
 
-Progress comes from the workflow's `progress` query and goes to stderr, so that stdout
-carries only the result (one JSON document with `--json`): a bar redrawn in place on a
-terminal, a plain line per change otherwise (logs, CI). Logs go to stderr too, the SDK
-Core's included (`metrics.default_runtime`: the SDK's default runtime would print them on
-stdout, while the server restarts for instance).
+Progress goes to stderr, so that stdout carries only the result (one JSON document with
+`--json`): per stage, the URLs or documents done out of the total, as bars redrawn in place
+on a terminal, plain lines otherwise (logs, CI). It moves while a batch runs: the pipeline's
+`progress` query gives the finished batches' counts and which batches are running, and the
+heartbeat details of those batches' activities (read with describe(), which the server
+answers without a worker) give how far each has got. Logs go to stderr too, the SDK Core's
+included (`metrics.default_runtime`: the SDK's default runtime would print them on stdout,
+while the server restarts for instance).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import contextlib
 import sys
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any, TextIO
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import TemporalError
@@ -29,22 +33,28 @@ from temporalio.exceptions import TemporalError
 from ..runtime.client import TemporalUnreachableError, connect
 from ..runtime.metrics import default_runtime
 from ..runtime.store import StateStore, open_store
+from ..runtime.ui import default_ui_url, workflow_link
 from . import report
 from .models import (
     PIPELINE_DATA_TTL_SECONDS,
     MinHashParams,
     PipelineInput,
     PipelineOptions,
+    PipelineProgress,
     PipelineResult,
+    PipelineStats,
     Progress,
     StagedUrls,
 )
 from .settings import PipelineSettings
-from .workflows import PipelineWorkflow
+from .workflows import PipelineWorkflow, batch_workflow_id
 
 PROGRESS_POLL_SECONDS = 0.5
 PROGRESS_STOP_SECONDS = 5.0
-DEV_SERVER_UI_PORT = 8233
+DESCRIBES_PER_POLL = 8
+"""Running batches described per poll, in turn: a poll costs one query and at most this many
+describe calls however many batches run at once (the others keep their last counts)."""
+UNITS = {"fetch": "URLs", "fingerprint": "documents", "duplicates": "documents"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,21 +175,29 @@ async def _wait_and_print(
     if ui:
         print(f"  {workflow_link(ui, client.namespace, handle.id)}", file=sys.stderr)
 
-    # Without a run id, queries go to the latest run, also after a continue-as-new.
-    latest = client.get_workflow_handle_for(PipelineWorkflow.run, handle.id)
+    display = ProgressDisplay(sys.stderr, tty=sys.stderr.isatty())
     done = asyncio.Event()
-    reporter = asyncio.create_task(_report_progress(latest, done, tty=sys.stderr.isatty()))
+    reporter = asyncio.create_task(
+        _report_progress(ProgressTracker(client, handle.id), display, done)
+    )
+    result: PipelineResult | None = None
+    failure = ""
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        print(f"error: pipeline failed: {_reason(exc)}", file=sys.stderr)
-        return 1
+        failure = _reason(exc)
     finally:
         # Let a query in flight finish: a query abandoned mid-way makes the worker log a
         # "query task not found" warning when it answers.
         done.set()
         with contextlib.suppress(TimeoutError):  # past the limit, wait_for cancels it
             await asyncio.wait_for(reporter, PROGRESS_STOP_SECONDS)
+        if result is not None:
+            display.show(final_stages(result.stats))
+        display.close()
+    if result is None:
+        print(f"error: pipeline failed: {failure}", file=sys.stderr)
+        return 1
 
     try:
         if as_json:
@@ -200,50 +218,219 @@ def _reason(exc: WorkflowFailureError) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
-def default_ui_url(address: str) -> str | None:
-    """The Temporal UI that usually goes with a server address, if there is an obvious one."""
-    host = address.rsplit(":", 1)[0]
-    if host in ("localhost", "127.0.0.1"):
-        return f"http://{host}:{DEV_SERVER_UI_PORT}"
-    if host.endswith(".tmprl.cloud"):
-        return "https://cloud.temporal.io"
-    return None
-
-
-def workflow_link(ui_url: str, namespace: str, workflow_id: str) -> str:
-    return f"{ui_url.rstrip('/')}/namespaces/{quote(namespace)}/workflows/{quote(workflow_id)}"
-
-
 def progress_bar(progress: Progress, width: int = 30) -> str:
-    """`fetch        [#########.........]  12/40`: the stage, a bar and the counts."""
+    """`fetch        [#########.........]    12/40 URLs`: the stage, a bar and the counts."""
     share = progress.done / progress.total if progress.total else 1.0
     filled = round(width * min(share, 1.0))
     bar = "#" * filled + "." * (width - filled)
-    return f"  {progress.stage:<12} [{bar}] {progress.done:>5}/{progress.total}"
+    unit = UNITS.get(progress.stage, "")
+    return f"  {progress.stage:<12} [{bar}] {progress.done:>5}/{progress.total} {unit}".rstrip()
+
+
+@dataclass
+class BatchProgress:
+    """How far one running batch has got, as its activities' heartbeats last said."""
+
+    urls: int
+    """The batch's URLs."""
+    fetched: int = 0
+    """URLs whose fetch is over (a document or a failure)."""
+    documents: int | None = None
+    """Documents the fetch got, once the fingerprint activity has said."""
+    fingerprinted: int = 0
+
+
+class ProgressTracker:
+    """The progress of each stage of a pipeline run, while it runs.
+
+    The pipeline's `progress` query counts only finished batches. Within a running batch,
+    its fetch and fingerprint activities heartbeat how far they are; describe() of the
+    batch's workflow shows those details (`pending_activities`), and the server answers it
+    alone. A poll describes at most DESCRIBES_PER_POLL running batches, taking them in turn.
+    """
+
+    def __init__(self, client: Client, workflow_id: str) -> None:
+        self._client = client
+        self._workflow_id = workflow_id
+        # Without a run id, queries go to the latest run, also after a continue-as-new.
+        self._handle = client.get_workflow_handle_for(PipelineWorkflow.run, workflow_id)
+        self._batches: dict[int, BatchProgress] = {}
+        self._turn = 0
+
+    async def poll(self) -> list[Progress] | None:
+        """The stages started so far with their counts; None if nothing answered yet."""
+        try:
+            pipeline = await self._handle.query(PipelineWorkflow.progress)
+        except TemporalError:
+            return None  # no worker has picked the workflow up yet, or the server is away
+        if pipeline.stage == "batches":
+            await self._read_batches(pipeline)
+        return stages(pipeline, self._batches)
+
+    async def _read_batches(self, pipeline: PipelineProgress) -> None:
+        # The finished batches' counts are in the query's answer: forget their heartbeats.
+        self._batches = {
+            index: self._batches.get(index) or BatchProgress(urls=batch_urls(pipeline, index))
+            for index in pipeline.running
+        }
+        chosen, self._turn = in_turn(pipeline.running, self._turn, DESCRIBES_PER_POLL)
+        await asyncio.gather(*(self._read_batch(index) for index in chosen))
+
+    async def _read_batch(self, index: int) -> None:
+        batch = self._batches[index]
+        handle = self._client.get_workflow_handle(batch_workflow_id(self._workflow_id, index))
+        try:
+            description = await handle.describe()
+        except TemporalError:
+            return  # the batch has not started yet, or the server is away: keep what we had
+        for pending in description.raw_description.pending_activities:
+            details = await self._client.data_converter.decode(pending.heartbeat_details.payloads)
+            done, total = _counts(details[0] if details else None)
+            # max(): a retried attempt starts again from 0; what is shown never goes back.
+            if pending.activity_type.name == "fetch_documents":
+                batch.fetched = max(batch.fetched, done)
+            elif pending.activity_type.name == "fingerprint_documents":
+                batch.fetched = batch.urls
+                if total is not None:
+                    batch.documents = total
+                batch.fingerprinted = max(batch.fingerprinted, done)
+
+
+def in_turn(running: list[int], turn: int, limit: int) -> tuple[list[int], int]:
+    """At most `limit` of `running`, starting at position `turn` and wrapping around; and the
+    position to start at next time. Every running batch gets its turn."""
+    if len(running) <= limit:
+        return running, 0
+    start = turn % len(running)
+    return (running[start:] + running[:start])[:limit], start + limit
+
+
+def _counts(details: Any) -> tuple[int, int | None]:
+    """(done, total) from an activity's heartbeat details: the fetch sends its count done,
+    the fingerprint `{"done": d, "total": t}`."""
+    if isinstance(details, int):
+        return details, None
+    if isinstance(details, dict):
+        done, total = details.get("done"), details.get("total")
+        return (
+            done if isinstance(done, int) else 0,
+            total if isinstance(total, int) else None,
+        )
+    return 0, None
+
+
+def batch_urls(pipeline: PipelineProgress, index: int) -> int:
+    """How many URLs batch `index` has: `batch_size`, or what is left for the last one."""
+    return max(0, min(pipeline.batch_size, pipeline.total - index * pipeline.batch_size))
+
+
+def stages(pipeline: PipelineProgress, batches: dict[int, BatchProgress]) -> list[Progress]:
+    """The stages started so far: fetch in URLs; fingerprint and duplicates in documents,
+    out of the URLs not known to have failed (the total shrinks as failures are known)."""
+    if pipeline.stage == "starting":
+        return []
+    if pipeline.stage != "batches":
+        urls, documents = pipeline.fetched + pipeline.failed, pipeline.fetched
+        done = documents if pipeline.stage == "done" else 0
+        return [
+            Progress(stage="fetch", done=urls, total=urls),
+            Progress(stage="fingerprint", done=documents, total=documents),
+            Progress(stage="duplicates", done=done, total=documents),
+        ]
+    running = batches.values()
+    failed = pipeline.failed + sum(b.urls - b.documents for b in running if b.documents is not None)
+    documents = pipeline.total - failed
+    shown = [
+        Progress(
+            stage="fetch",
+            done=pipeline.done + sum(b.fetched for b in running),
+            total=pipeline.total,
+        )
+    ]
+    if pipeline.done or any(b.fetched == b.urls for b in running):
+        fingerprinted = pipeline.fetched + sum(b.fingerprinted for b in running)
+        shown.append(Progress(stage="fingerprint", done=fingerprinted, total=documents))
+    return shown
+
+
+def final_stages(stats: PipelineStats) -> list[Progress]:
+    """Every stage done, from the result: what a run that ended between two polls shows."""
+    return [
+        Progress(stage="fetch", done=stats.urls, total=stats.urls),
+        Progress(stage="fingerprint", done=stats.fetched, total=stats.fetched),
+        Progress(stage="duplicates", done=stats.fetched, total=stats.fetched),
+    ]
+
+
+class ProgressDisplay:
+    """Shows the stages on `out`: on a terminal, a bar per stage, redrawn in place; otherwise
+    a plain line (`  fetch: 12/40 URLs`) when a stage starts, ends, or passes another whole
+    percent, so that a log gets at most about a hundred lines a stage however long the run.
+    What is shown never goes back (a retried activity starts again from 0)."""
+
+    def __init__(self, out: TextIO, *, tty: bool) -> None:
+        self._out = out
+        self._tty = tty
+        self._shown: dict[str, Progress] = {}
+        self._printed: dict[str, Progress] = {}
+        self._lines = 0
+        self._drawn = ""
+
+    def show(self, stages: list[Progress]) -> None:
+        now = [self._forward(progress) for progress in stages]
+        if self._tty:
+            self._draw(now)
+        else:
+            for progress in now:
+                if self._worth_a_line(self._printed.get(progress.stage), progress):
+                    unit = UNITS.get(progress.stage, "")
+                    line = f"  {progress.stage}: {progress.done}/{progress.total} {unit}"
+                    print(line.rstrip(), file=self._out, flush=True)
+                    self._printed[progress.stage] = progress
+
+    def close(self) -> None:
+        if self._tty and self._lines:
+            print(file=self._out, flush=True)  # leave the last bars on their own lines
+            self._lines, self._drawn = 0, ""
+
+    def _forward(self, progress: Progress) -> Progress:
+        last = self._shown.get(progress.stage)
+        if last is not None and last.done > progress.done:
+            progress = Progress(stage=progress.stage, done=last.done, total=progress.total)
+        if progress.total < progress.done:
+            progress = Progress(stage=progress.stage, done=progress.done, total=progress.done)
+        self._shown[progress.stage] = progress
+        return progress
+
+    @staticmethod
+    def _worth_a_line(last: Progress | None, now: Progress) -> bool:
+        if last is None:
+            return True
+        if now.done == last.done:  # only the total changed: say so if that ends the stage
+            return now.done >= now.total and last.done < last.total
+        if now.done >= now.total:
+            return True
+        return 100 * now.done // max(now.total, 1) > 100 * last.done // max(last.total, 1)
+
+    def _draw(self, stages: list[Progress]) -> None:
+        """Write the bars over the last ones: back to the first line's start (carriage
+        return, cursor up), each bar then erase-to-end-of-line."""
+        text = "\n".join(progress_bar(progress) + "\x1b[K" for progress in stages)
+        if text == self._drawn:
+            return
+        up = f"\x1b[{self._lines - 1}A" if self._lines > 1 else ""
+        self._out.write(("\r" + up if self._lines else "") + text)
+        self._out.flush()
+        self._lines, self._drawn = len(stages), text
 
 
 async def _report_progress(
-    handle: WorkflowHandle[PipelineWorkflow, PipelineResult], done: asyncio.Event, *, tty: bool
+    tracker: ProgressTracker, display: ProgressDisplay, done: asyncio.Event
 ) -> None:
-    """Show progress on stderr until `done` is set: redrawn in place on a terminal, a line
-    per change otherwise."""
-    last: Progress | None = None
-    try:
-        while not done.is_set():
-            try:
-                progress = await handle.query(PipelineWorkflow.progress)
-            except TemporalError:
-                progress = None  # no worker has picked the workflow up yet
-            if progress is not None and progress != last:
-                if tty:
-                    newline = last is not None and last.stage != progress.stage
-                    start = "\n" if newline else "\r"
-                    print(start + progress_bar(progress), end="", file=sys.stderr)
-                else:
-                    print(f"  {progress.stage}: {progress.done}/{progress.total}", file=sys.stderr)
-                last = progress
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), PROGRESS_POLL_SECONDS)
-    finally:
-        if tty and last is not None:
-            print(file=sys.stderr)  # leave the last bar on its own line
+    """Poll and show progress until `done` is set."""
+    while not done.is_set():
+        shown = await tracker.poll()
+        if shown:
+            display.show(shown)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), PROGRESS_POLL_SECONDS)

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         FingerprintStats,
         PipelineInput,
         PipelineOptions,
+        PipelineProgress,
         PipelineResult,
         PipelineStats,
         Progress,
@@ -119,11 +120,12 @@ class PipelineWorkflow:
     time; then group near-duplicates across all batches (stage 3)."""
 
     def __init__(self) -> None:
-        self._progress = Progress(stage="starting", done=0, total=0)
+        self._progress = PipelineProgress(stage="starting", done=0, total=0)
 
     @workflow.query
-    def progress(self) -> Progress:
-        """Which stage is running and how many URLs are done (summed over finished batches)."""
+    def progress(self) -> PipelineProgress:
+        """Which stage is running, the counts of the finished batches, and which batches are
+        running (`run` reads their activities' heartbeats for the progress within a batch)."""
         return self._progress
 
     @workflow.run
@@ -154,7 +156,22 @@ class PipelineWorkflow:
                 options=options,
             )
 
-        self._progress = Progress(stage="batches", done=totals.urls, total=total)
+        # The batch index of each running child, for the query only: keeping it makes no
+        # command, so histories recorded without it replay the same.
+        indexes: dict[asyncio.Task[BatchResult], int] = {}
+
+        def show_batches() -> None:
+            self._progress = PipelineProgress(
+                stage="batches",
+                done=totals.urls,
+                total=total,
+                fetched=totals.fetched,
+                failed=totals.failed,
+                batch_size=options.batch_size,
+                running=sorted(indexes.values()),
+            )
+
+        show_batches()
         next_batch = carried.next_batch
         running: list[asyncio.Task[BatchResult]] = []
         while next_batch < batches or running:
@@ -163,16 +180,17 @@ class PipelineWorkflow:
                 and len(running) < options.parallel_batches
                 and not self._history_is_long(options)
             ):
-                running.append(
-                    asyncio.create_task(
-                        workflow.execute_child_workflow(
-                            BatchWorkflow.run,
-                            batch_input(next_batch),
-                            id=batch_workflow_id(info.workflow_id, next_batch),
-                        )
+                task = asyncio.create_task(
+                    workflow.execute_child_workflow(
+                        BatchWorkflow.run,
+                        batch_input(next_batch),
+                        id=batch_workflow_id(info.workflow_id, next_batch),
                     )
                 )
+                running.append(task)
+                indexes[task] = next_batch
                 next_batch += 1
+            show_batches()
             if not running:  # history is long and every started batch is done
                 workflow.continue_as_new(
                     PipelineInput(
@@ -195,9 +213,16 @@ class PipelineWorkflow:
                 raise
             for task in done:
                 totals.add(task.result())
-            self._progress = Progress(stage="batches", done=totals.urls, total=total)
+                del indexes[task]
+            show_batches()
 
-        self._progress = Progress(stage="duplicates", done=0, total=totals.fetched)
+        self._progress = PipelineProgress(
+            stage="duplicates",
+            done=0,
+            total=totals.fetched,
+            fetched=totals.fetched,
+            failed=totals.failed,
+        )
         duplicates = await workflow.execute_activity_method(
             DuplicateActivities.group_near_duplicates,
             DuplicatesRequest(
@@ -209,7 +234,9 @@ class PipelineWorkflow:
             **activity_options(options),
         )
 
-        self._progress = Progress(stage="done", done=total, total=total)
+        self._progress = PipelineProgress(
+            stage="done", done=total, total=total, fetched=totals.fetched, failed=totals.failed
+        )
         return PipelineResult(
             data_key=data_key,
             stats=PipelineStats(

@@ -6,6 +6,13 @@ process (its health and metrics on their default ports, or free ones if those ar
 and a small HTTP server over `sample_data/`. If the state store is a Redis on this machine
 that is not running, it starts a `redis-server` too (data in `.state/redis/`). Everything
 started here is stopped here, on success, on error and on Ctrl-C.
+
+The dev server's own output goes to `.temporal/server.log`, not the terminal. It logs, at
+ERROR level, calls that end because it is stopping or because their client went away
+(`context canceled`, `task queue closed`, `unable to add metrics baggage to gRPC trailer`):
+noise at the end of a run, not failures. What it logs before it is asked to stop is
+printed, with the log's path, and so is the end of the log if it exits on its own or does
+not start.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from .settings import ENV_FILE, ENV_PREFIX, RuntimeSettings, load_settings
 
 PACKAGE = __name__.split(".")[0]  # the service's package, for `python -m`
 STATE_DIR = Path(".temporal")
+SERVER_LOG = STATE_DIR / "server.log"
+LOG_TAIL_LINES = 20
 REDIS_DIR = Path(".state/redis")
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 SAMPLE_DIR = Path("sample_data")
@@ -62,27 +71,85 @@ def port_or_free(preferred: int) -> int:
     raise OSError("no free port")
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    """Block until something accepts connections on `port`, or fail if `process` died."""
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], what: str, log: Path | None = None
+) -> None:
+    """Block until something accepts connections on `port`, or fail if `process` died
+    (saying the end of its `log`, if it writes one)."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"error: {what} exited with code {process.returncode}")
+            raise SystemExit(f"error: {what} exited with code {process.returncode}{log_tail(log)}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
-    raise SystemExit(f"error: {what} did not listen on port {port} in {STARTUP_TIMEOUT_SECONDS}s")
+    raise SystemExit(
+        f"error: {what} did not listen on port {port} in {STARTUP_TIMEOUT_SECONDS}s" + log_tail(log)
+    )
+
+
+def log_tail(log: Path | None, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` of `log`, under a line naming it ("" without a log)."""
+    if log is None:
+        return ""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        text = []
+    return f"\nits output ({log}), last lines:\n" + "\n".join(f"  {line}" for line in text)
 
 
 def start_dev_server(port: int, ui_port: int) -> subprocess.Popen[bytes]:
-    """`temporal server start-dev` on 127.0.0.1, with the UI, keeping history in .temporal/."""
+    """`temporal server start-dev` on 127.0.0.1, with the UI, keeping history in .temporal/
+    and its output in .temporal/server.log (a new one each start)."""
     STATE_DIR.mkdir(exist_ok=True)
     args = [str(temporal_cli()), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
-    args += ["--ui-port", str(ui_port), "--db-filename", str(STATE_DIR / "dev.db")]
+    database = (STATE_DIR / "dev.db").resolve()  # in full: `ps` shows whose server it is
+    args += ["--ui-port", str(ui_port), "--db-filename", str(database)]
     args += ["--log-level", "error"]
-    server = subprocess.Popen(args)
-    wait_for_port(port, server, "temporal server start-dev")
+    # In a session of its own, as Redis: Ctrl-C must not stop the server before the worker
+    # has drained, and it is stopped (`stop_dev_server`) after everything that uses it.
+    with SERVER_LOG.open("wb") as log:  # the server has its own copy of the descriptor
+        server = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    wait_for_port(port, server, "temporal server start-dev", SERVER_LOG)
     return server
+
+
+def server_errors(log: Path = SERVER_LOG) -> list[str]:
+    """The error lines the dev server has logged so far."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if "level=ERROR" in line]
+
+
+def stop_dev_server(server: subprocess.Popen[bytes]) -> None:
+    """Stop the dev server; first print the errors it logged while it ran, if any.
+
+    Lines it logs from here on are its shutdown (see the module's docstring): they stay in
+    the log. If it had exited already, or does not exit cleanly, the end of its log says why.
+    """
+    exited = server.poll()
+    errors = server_errors()
+    if errors:
+        shown = "\n".join(f"  {line}" for line in errors[:LOG_TAIL_LINES])
+        more = len(errors) - LOG_TAIL_LINES
+        print(
+            f"The Temporal dev server logged {len(errors)} error(s) while it ran"
+            f" (all its output: {SERVER_LOG}):\n{shown}"
+            + (f"\n  ... {more} more" if more > 0 else ""),
+            file=sys.stderr,
+        )
+    stop(server)
+    if exited is not None or server.returncode not in (0, -signal.SIGTERM):
+        print(
+            f"error: temporal server start-dev exited with code {server.returncode}"
+            + log_tail(SERVER_LOG),
+            file=sys.stderr,
+        )
 
 
 def worker_env(address: str) -> dict[str, str]:
@@ -231,7 +298,7 @@ def demo(settings_cls: type[RuntimeSettings], run_arguments: RunArguments) -> in
     except KeyboardInterrupt:
         return 130
     finally:
-        stop(server)
+        stop_dev_server(server)
 
 
 def dev(settings_cls: type[RuntimeSettings], run_arguments: RunArguments) -> int:
@@ -254,6 +321,7 @@ def dev(settings_cls: type[RuntimeSettings], run_arguments: RunArguments) -> int
             command = " ".join(["run", *run_arguments(urls_file)])
             print(
                 f"\nTemporal server: {address}\nTemporal UI:     http://127.0.0.1:{ui_port}\n"
+                f"Server log:      {SERVER_LOG}\n"
                 f"Samples:         {urls_file} ({len(urls)} URLs)\n"
                 f"Worker health:   {_local_url(env, 'health_port', '/readyz')}\n"
                 f"Worker metrics:  {_local_url(env, 'metrics_port', '/metrics')}\n\n"
@@ -263,12 +331,14 @@ def dev(settings_cls: type[RuntimeSettings], run_arguments: RunArguments) -> int
                 file=sys.stderr,
             )
             while not stopping.wait(0.5):
-                if server.poll() is not None or worker.poll() is not None:
-                    print("error: the dev server or the worker exited on its own", file=sys.stderr)
+                if worker.poll() is not None:
+                    print("error: the worker exited on its own", file=sys.stderr)
                     return 1
+                if server.poll() is not None:
+                    return 1  # stop_dev_server says why
             return 0
     finally:
-        stop(server)
+        stop_dev_server(server)
 
 
 def write_urls(urls: list[str]) -> Path:

