@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
     ENV_PREFIX,
 )
 
-__all__ = ["ENV_PREFIX", "PACKAGE", "Cluster", "Process"]
+__all__ = ["CPU_PROCESSES", "ENV_PREFIX", "PACKAGE", "Cluster", "Process"]
 
 CPU_PROCESSES = 2  # per worker, whatever the machine's core count
 # Guards against a broken drill only: no machine speed makes a check pass or fail by them.
@@ -77,9 +77,12 @@ class Process:
 class Cluster:
     """The dev server, Redis and worker processes of one drill, each in its own session."""
 
-    def __init__(self, workdir: Path, *, checkpoint_every: int = 8) -> None:
+    def __init__(
+        self, workdir: Path, *, checkpoint_every: int = 8, cpu_processes: int = CPU_PROCESSES
+    ) -> None:
         self.workdir = workdir
         self.checkpoint_every = checkpoint_every
+        self.cpu_processes = cpu_processes  # per worker
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.processes: list[Process] = []
@@ -163,7 +166,7 @@ class Cluster:
         values: dict[str, object] = {
             "task_queue": task_queue,
             "state_store_url": store_url,
-            "cpu_processes": CPU_PROCESSES,
+            "cpu_processes": self.cpu_processes,
             "checkpoint_every_items": self.checkpoint_every,
             "checkpoint_every_seconds": 3600,  # by count only: the first holds checkpoint_every
             "sticky_queue_timeout_seconds": 2,

@@ -46,7 +46,7 @@ from tests.toolkit.http_site import LocalSite
 from tests.toolkit.observe import activity_outcomes, pending_activity
 
 from .case import DrillCase, DrillRun, find_case
-from .cluster import Cluster, Process
+from .cluster import CPU_PROCESSES, Cluster, Process
 
 WORKERS = 3
 CHECKPOINT_EVERY = 8
@@ -124,9 +124,9 @@ async def wait_for_log(worker: Process, text: str) -> None:
 
 
 async def start_workers(
-    cluster: Cluster, case: DrillCase[Any], task_queue: str, store_url: str
+    cluster: Cluster, case: DrillCase[Any], task_queue: str, store_url: str, workers: int
 ) -> list[Process]:
-    """WORKERS gated workers on `task_queue`, started side by side."""
+    """`workers` gated workers on `task_queue`, started side by side."""
     try:
         async with asyncio.TaskGroup() as group:
             starting = [
@@ -139,7 +139,7 @@ async def start_workers(
                         settings=case.worker_settings,
                     )
                 )
-                for _ in range(WORKERS)
+                for _ in range(workers)
             ]
     except BaseExceptionGroup as errors:  # the first failure says why (the rest are cancelled)
         raise errors.exceptions[0] from None
@@ -159,19 +159,27 @@ async def drill(
     items: int = 48,
     heartbeat_timeout: float = 5.0,
     report: Report | None = None,
+    workers: int = WORKERS,
+    cpu_processes: int = CPU_PROCESSES,
 ) -> Report:
     """Run the drill of `case` (default: the project's, `find_case()`) in `workdir` on
     runs of `items` items; `heartbeat_timeout` bounds how soon a retry can start.
 
     Everything it saw goes to `report` (a new one if None), which it also returns; an error
     on the way is a failed check, followed by the last lines of every process's log. Pass a
-    `report` of your own to keep what it saw if the drill is cancelled.
+    `report` of your own to keep what it saw if the drill is cancelled. `workers` (at least
+    two: one is killed, another must take over) and `cpu_processes` (each one's pool) size
+    the cluster.
     """
     report = Report() if report is None else report
-    cluster = Cluster(workdir, checkpoint_every=CHECKPOINT_EVERY)  # nothing started yet
+    if workers < 2:
+        raise ValueError(f"the drill needs at least 2 workers, not {workers}")
+    cluster = Cluster(  # nothing started yet
+        workdir, checkpoint_every=CHECKPOINT_EVERY, cpu_processes=cpu_processes
+    )
     site = LocalSite().start()
     try:
-        await _drill(cluster, site, report, case or find_case(), items, heartbeat_timeout)
+        await _drill(cluster, site, report, case or find_case(), items, heartbeat_timeout, workers)
     except Exception as exc:
         report.check(False, f"the drill stopped: {type(exc).__name__}: {exc}")
     except BaseException:  # cancelled, Ctrl-C: still stop everything and say so
@@ -194,6 +202,7 @@ async def _drill(
     case: DrillCase[Any],
     items: int,
     heartbeat_timeout: float,
+    workers_count: int,
 ) -> None:
     await cluster.start_server()
     client = await Client.connect(cluster.address, data_converter=pydantic_data_converter)
@@ -205,11 +214,11 @@ async def _drill(
     expected = await case.result(run, await case.start(run, "drill-clean", "drill"), clean_url)
     await cluster.stop_process(clean)
 
-    workers = await start_workers(cluster, case, "drill", store_url)
+    workers = await start_workers(cluster, case, "drill", store_url, workers_count)
     report.note(
-        f"HA drill ({type(case).__name__}): {WORKERS} workers on one task queue, dev server at "
-        f"{cluster.address}, {items} items, heartbeat timeout {heartbeat_timeout:g}s, "
-        f"state store {store_url.split(':', 1)[0]}"
+        f"HA drill ({type(case).__name__}): {workers_count} workers on one task queue, "
+        f"dev server at {cluster.address}, {items} items, heartbeat timeout "
+        f"{heartbeat_timeout:g}s, state store {store_url.split(':', 1)[0]}"
     )
 
     handle = await case.start(run, "drill", "drill")
@@ -257,7 +266,7 @@ async def _drill(
     # A rolling update: new workers replace the old, the one holding the activity of the
     # next run is SIGTERMed mid-way. New processes: a gate closes once per process.
     await asyncio.gather(*(cluster.stop_process(w) for w in workers))
-    workers = await start_workers(cluster, case, "drill-rolling", store_url)
+    workers = await start_workers(cluster, case, "drill-rolling", store_url, workers_count)
     handle = await case.start(run, "drill-rolling", "drill-term")
     target = await wait_for_held(workers, handle)
     assert target.gate is not None

@@ -158,6 +158,14 @@ def worker_log(worker: WorkerProcess) -> str:
     return worker.log
 
 
+@pytest.hookimpl(trylast=True)  # on the order any other plugin chose
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), the slow tests first: they then run beside the many
+    short ones on the other workers, instead of one of them ending the run alone."""
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line for the Redis tests skipped without `redis-server` (toolkit/redis_server.py)."""
     skipped = terminalreporter.stats.get("skipped", [])
@@ -172,18 +180,47 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a process a test started outlived it (and kill it, so nothing hangs:
-    a leaked worker holds the pipes of whatever runs this suite)."""
-    shutil.rmtree(service_cwd(), ignore_errors=True)
-    left = leftover_processes()
+    a leaked worker holds the pipes of whatever runs this suite).
+
+    With pytest-xdist (`-n`), each xdist worker checks its own processes (its descendants and
+    its groups, never the other workers') and hands what it found to the controller, which
+    starts no test processes itself and fails the run (`pytest_testnodedown`)."""
+    config = session.config
+    left: list[str] = []
+    if not _is_xdist_controller(config):
+        shutil.rmtree(service_cwd(), ignore_errors=True)
+        left = leftover_processes()
+        for line in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+    workeroutput: dict[str, Any] | None = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports and sets the status
+        workeroutput[LEFTOVERS_KEY] = left
+        return
+    left += _worker_leftovers
     if not left:
         return
-    for line in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(line.split()[0]), signal.SIGKILL)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
     message = "processes started by the tests were still running (killed now):"
     if reporter is not None:
         reporter.write_line(f"\nERROR: {message}", red=True)
         for line in left:
             reporter.write_line(f"  {line}", red=True)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+LEFTOVERS_KEY = "leftover_processes"
+_worker_leftovers: list[str] = []  # in the xdist controller: what its workers found
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """True in the process that runs pytest-xdist's workers (and no test)."""
+    return config.pluginmanager.has_plugin("dsession")
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called with `-n`
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """In the xdist controller: keep what a finished worker's leak check found."""
+    found = getattr(node, "workeroutput", {}).get(LEFTOVERS_KEY, [])
+    name = node.gateway.id if hasattr(node, "gateway") else "?"
+    _worker_leftovers.extend(f"{line} (xdist worker {name})" for line in found)

@@ -1,5 +1,9 @@
-"""The HA drill as a test, on the project's drill case (tests/<sample>/drill_case.py): three
-real workers, kill -9 of the one holding the case's activity mid-way, SIGTERM of another."""
+"""The HA drill as a test, on the project's drill case (tests/<sample>/drill_case.py): real
+workers, kill -9 of the one holding the case's activity mid-way, SIGTERM of another.
+
+Smaller than `make drill` (three workers with two CPU processes each): two workers with one
+each prove the same (another worker takes over; the pool child dies with its group) with
+half the process starts, the most of this test's time."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from drill.case import find_case
 from drill.ha import Report, drill
 
 
+@pytest.mark.slow  # a dev server, five worker processes and three runs
 async def test_ha_drill(tmp_path: Path) -> None:
     try:
         case = find_case()
@@ -18,7 +23,15 @@ async def test_ha_drill(tmp_path: Path) -> None:
         pytest.skip(str(exc))
     report = Report()
     try:
-        await drill(tmp_path, case=case, items=40, heartbeat_timeout=2, report=report)
+        await drill(
+            tmp_path,
+            case=case,
+            items=24,
+            heartbeat_timeout=2,
+            report=report,
+            workers=2,
+            cpu_processes=1,
+        )
     finally:  # the drill's output, which pytest shows when the test fails, however it fails
         print("\n".join(report.lines))
     passed = report.passed

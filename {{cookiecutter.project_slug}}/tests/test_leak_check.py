@@ -2,7 +2,9 @@
 
 tests/conftest.py checks at the end of every session that nothing the tests started
 (workers, servers, helpers, and the children of any process group they made) is still
-alive. Here a throwaway test leaks a process on purpose, in a pytest of its own.
+alive. Here a throwaway test leaks a process on purpose, in a pytest of its own; also under
+pytest-xdist (`make test` runs that way), where each xdist worker checks its own processes
+and the controller, which must not take its workers for leaks, fails the run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+
+import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +29,10 @@ def running(marker: str) -> bool:
     )
 
 
-def test_a_process_left_running_fails_the_run_and_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("xdist", [[], ["-n", "1"]], ids=["serial", "xdist"])
+def test_a_process_left_running_fails_the_run_and_is_named(
+    tmp_path: Path, xdist: list[str]
+) -> None:
     marker = f"leak-{uuid.uuid4().hex[:8]}"
     probe = tmp_path / "test_probe.py"
     sleeper = f"[sys.executable, '-c', 'import time; time.sleep(300)', {marker!r}]"
@@ -33,11 +40,13 @@ def test_a_process_left_running_fails_the_run_and_is_named(tmp_path: Path) -> No
         "import subprocess\n"
         "import sys\n\n\n"
         "def test_leaks() -> None:\n"
-        f"    subprocess.Popen({sleeper})\n"
+        f"    subprocess.Popen({sleeper})\n\n\n"
+        "def test_leaks_nothing() -> None:\n"  # and a test that does not
+        "    pass\n"
     )
     options = ["-p", "tests.conftest", "-p", "no:cacheprovider", "-q", "-c", os.devnull]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", *options, "--rootdir", str(tmp_path), str(probe)],
+        [sys.executable, "-m", "pytest", *options, *xdist, "--rootdir", str(tmp_path), str(probe)],
         cwd=PROJECT,
         capture_output=True,
         text=True,
@@ -45,7 +54,7 @@ def test_a_process_left_running_fails_the_run_and_is_named(tmp_path: Path) -> No
     )
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "1 passed" in output, output  # the test itself passed: the guard failed the run
+    assert "2 passed" in output, output  # the tests themselves passed: the guard failed the run
     assert "processes started by the tests were still running" in output, output
     assert marker in output, output  # named
     assert not running(marker)  # and killed

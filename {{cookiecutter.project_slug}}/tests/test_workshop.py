@@ -60,6 +60,7 @@ async def run_checks(*, solution: bool) -> None:
         raise failures[0]
 
 
+@pytest.mark.slow  # four modules' checks, each with a dev server
 async def test_checks_pass_on_the_solutions() -> None:
     await run_checks(solution=True)
 

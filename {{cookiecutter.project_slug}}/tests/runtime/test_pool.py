@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -46,3 +50,73 @@ async def test_a_killed_child_fails_the_call_retryably_and_the_pool_recovers() -
         assert failure.value.type == "PoolProcessDied"
         assert not failure.value.non_retryable
         assert await pool.run(child_pid) != pid  # a fresh child
+
+
+def children() -> set[int]:
+    """The live child processes of this test process (zombies count as gone), but for
+    multiprocessing's resource tracker, which the first spawned pool starts."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if (
+            fields[0] != "Z"
+            and int(fields[1]) == os.getpid()
+            and b"resource_tracker" not in command
+        ):
+            found.add(int(stat.parent.name))
+    return found
+
+
+async def test_when_a_child_dies_its_siblings_are_killed_with_the_broken_pool() -> None:
+    """They ignore SIGTERM, the executor's way to stop a broken pool: left alone, they would
+    outlive the worker, holding its stdout and stderr open."""
+    before = children()
+    with CpuPool(2) as pool:
+        # Two calls submitted at once while no child is idle: the executor starts two.
+        await asyncio.gather(pool.run(sleep_then_pid, 0.1), pool.run(sleep_then_pid, 0.1))
+        siblings = children() - before
+        assert len(siblings) == 2, siblings
+        with pytest.raises(ApplicationError):
+            await pool.run(os._exit, 1)
+        deadline = time.monotonic() + 60  # a guard for a broken test only
+        while siblings & children() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not siblings & children()
+        assert await pool.run(child_pid) not in siblings  # the new pool works
+
+
+ORPHAN = """
+import asyncio, os, sys
+from {package}.runtime.pool import CpuPool
+
+async def main() -> None:
+    pool = CpuPool(1)
+    print(await pool.run(os.getpid), flush=True)
+    os._exit(0)  # dies without shutting the pool down, as kill -9 would
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_children_die_with_a_worker_that_dies() -> None:
+    """A child ignores SIGTERM; left alone it would outlive its worker and hold its pipes
+    open (whoever reads the worker's output would wait forever)."""
+    package = CpuPool.__module__.split(".")[0]
+    child = subprocess.run(
+        [sys.executable, "-c", ORPHAN.format(package=package)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # also the proof: the pipes close, so run() returns
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    pid = int(child.stdout)
+    deadline = time.monotonic() + 60  # a guard for a broken test only
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
@@ -131,6 +132,7 @@ async def test_two_workers_share_one_task_queue(
     assert await identities(moved, probe.ACTIVITY) == {other.identity}
 
 
+@pytest.mark.slow  # two workers and a heartbeat timeout, per store
 async def test_kill_9_of_the_holder_resumes_on_the_other_worker_from_its_checkpoint(
     client: Client, tmp_path: Path, task_queue: str, store_url: str
 ) -> None:

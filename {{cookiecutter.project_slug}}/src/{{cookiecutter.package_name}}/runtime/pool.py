@@ -12,14 +12,19 @@ loop stays free for heartbeats and other activities. Three traps are handled her
   instead of the worker wedging (sdk-python issue 245).
 - Children are started with "spawn", not "fork": forking a process that runs the SDK's
   native threads can copy a held lock and deadlock the child.
+- Orphans: children that ignore SIGTERM would outlive a worker that died (kill -9, a
+  crash, `os._exit`) and hold its stdout and stderr open. On Linux each child asks the
+  kernel to SIGKILL it when the thread that started it (the worker's event loop) ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,10 +36,17 @@ from temporalio.exceptions import ApplicationError
 T = TypeVar("T")
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
 def _ignore_signals() -> None:
-    """Pool initializer: leave SIGINT and SIGTERM to the worker process."""
+    """Pool initializer: leave SIGINT and SIGTERM to the worker process; die with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the worker died before the call: nothing will signal us
+            os._exit(1)
 
 
 class CpuPool:
@@ -72,7 +84,12 @@ class CpuPool:
     def _discard(self, broken: ProcessPoolExecutor) -> None:
         if self._executor is broken:
             self._executor = None
+        # The executor stops a broken pool's other children with SIGTERM, which they ignore
+        # (`_ignore_signals`): kill them, or they outlive the worker and hold its pipes open.
+        survivors = list((getattr(broken, "_processes", None) or {}).values())
         broken.shutdown(wait=False, cancel_futures=True)
+        for process in survivors:
+            process.kill()
 
     def shutdown(self) -> None:
         """Stop the children; queued work is dropped, running chunks finish first."""
