@@ -85,11 +85,11 @@ class CpuPool:
         if self._executor is broken:
             self._executor = None
         # The executor stops a broken pool's other children with SIGTERM, which they ignore
-        # (`_ignore_signals`): kill them, or they outlive the worker and hold its pipes open.
-        survivors = list((getattr(broken, "_processes", None) or {}).values())
-        broken.shutdown(wait=False, cancel_futures=True)
-        for process in survivors:
+        # (`_ignore_signals`), then joins them holding its shutdown lock (Python 3.12): kill
+        # them first, or `shutdown` below waits forever and they outlive the worker.
+        for process in list((getattr(broken, "_processes", None) or {}).values()):
             process.kill()
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self) -> None:
         """Stop the children; queued work is dropped, running chunks finish first."""
