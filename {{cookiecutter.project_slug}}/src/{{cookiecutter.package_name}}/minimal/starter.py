@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..runtime.starter import start_and_print
+from ..runtime.starter import read_urls, start_and_print
 from .models import StatsRequest, StatsResult
 from .settings import MinimalSettings
 from .workflows import StatsWorkflow
@@ -24,17 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--urls-file", type=Path, help="file with one URL per line")
     parser.add_argument("--workflow-id", help="workflow id (default: stats-<random>)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def read_urls(urls: list[str], urls_file: Path | None) -> list[str]:
-    """URLs from the command line, then from a file (one per line, `#` starts a comment)."""
-    found = list(urls)
-    if urls_file is not None:
-        for line in urls_file.read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                found.append(line)
-    return found
 
 
 def main(settings: MinimalSettings, args: argparse.Namespace) -> int:

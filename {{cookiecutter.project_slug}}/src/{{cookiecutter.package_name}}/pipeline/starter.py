@@ -32,6 +32,7 @@ from temporalio.exceptions import TemporalError
 
 from ..runtime.client import TemporalUnreachableError, connect
 from ..runtime.metrics import default_runtime
+from ..runtime.starter import read_urls
 from ..runtime.store import StateStore, open_store
 from ..runtime.ui import default_ui_url, workflow_link
 from . import report
@@ -86,17 +87,6 @@ def main(settings: PipelineSettings, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"interrupted; workflow {workflow_id} goes on running", file=sys.stderr)
         return 130
-
-
-def read_urls(urls: list[str], urls_file: Path | None) -> list[str]:
-    """URLs from the command line, then from a file (one per line, `#` starts a comment)."""
-    found = list(urls)
-    if urls_file is not None:
-        for line in urls_file.read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                found.append(line)
-    return found
 
 
 def new_workflow_id() -> str:

@@ -15,6 +15,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -28,6 +29,17 @@ from .ui import default_ui_url, workflow_link
 
 I = TypeVar("I")  # noqa: E741 (the workflow's input)
 R = TypeVar("R")
+
+
+def read_urls(urls: list[str], urls_file: Path | None) -> list[str]:
+    """URLs from the command line, then from a file (one per line, `#` starts a comment)."""
+    found = list(urls)
+    if urls_file is not None:
+        for line in urls_file.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                found.append(line)
+    return found
 
 
 def new_workflow_id(prefix: str) -> str:
