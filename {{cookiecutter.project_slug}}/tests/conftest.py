@@ -23,6 +23,9 @@ import redis
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from {{ cookiecutter.package_name }} import (
+    SERVICE_NAME,
+)
 from {{ cookiecutter.package_name }}.app import (
     Settings,
 )
@@ -131,7 +134,9 @@ async def store(store_url: str) -> AsyncIterator[StateStore]:
 
 
 def count_keys(url: str, prefix: str) -> int:
-    """Keys starting with `prefix` in the store at `url`, read directly (SQLite or Redis)."""
+    """Keys starting with `prefix` in the store at `url`, read directly (SQLite or Redis), as a
+    worker with the default key prefix wrote them (`<SERVICE_NAME>:<prefix>...`)."""
+    prefix = f"{SERVICE_NAME}:{prefix}"
     if url.startswith("sqlite:"):
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
             query = "SELECT COUNT(*) FROM kv WHERE substr(key, 1, ?) = ?"

@@ -16,6 +16,9 @@ from temporalio.client import WorkflowHandle
 
 from drill.case import Check, DrillCase, DrillRun
 from tests.toolkit.gate import Holder
+from {{ cookiecutter.package_name }} import (
+    SERVICE_NAME,
+)
 from {{ cookiecutter.package_name }}.minimal.activities import (
     StatsState,
 )
@@ -59,7 +62,7 @@ class MinimalCase(DrillCase[StatsResult]):
         self, run: DrillRun, store_url: str, held: Holder, reference: StatsResult
     ) -> int:
         """Pages in the held checkpoint."""
-        async with open_store(store_url) as store:
+        async with open_store(store_url, key_prefix=SERVICE_NAME) as store:
             saved = await Checkpoint(
                 store, held.key, StatsState, every_items=1, every_seconds=0
             ).load()

@@ -9,6 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from {{ cookiecutter.package_name }}.app import (
@@ -27,7 +28,6 @@ from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
 )
 from {{ cookiecutter.package_name }}.runtime.store import (
-    open_store,
 )
 from {{ cookiecutter.package_name }}.runtime.worker import (
     build_worker,
@@ -36,6 +36,7 @@ from {{ cookiecutter.package_name }}.runtime.worker import (
 from ..conftest import (
     PACKAGE,
     address_of,
+    free_port,
     make_settings,
     run_in_group,
     running_worker,
@@ -53,7 +54,7 @@ async def test_every_page_gets_its_stats_or_its_error(
     settings = make_settings(tmp_path, task_queue=task_queue)
     urls = [site.url("doc/first"), site.url("status/500"), site.url("doc/first?again")]
     async with (
-        open_store(settings.state_store_url) as store,
+        settings.open_store() as store,
         build_worker(client, settings, register(settings, store, pool)),
     ):
         handle = await client.start_workflow(
@@ -115,3 +116,17 @@ async def test_run_refuses_no_urls_with_exit_2(client: Client) -> None:
     code, stdout, stderr = await asyncio.to_thread(run_cli, env=service_env(address_of(client)))
     assert (code, stdout) == (2, "")
     assert stderr == "error: no URLs given (pass them as arguments or with --urls-file)\n"
+
+
+@pytest.mark.parametrize("case", ["binary-junk", "missing-file"])
+async def test_a_bad_urls_file_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    """Exit 2 (1 is for a workflow that failed) and one line, before Temporal is contacted."""
+    urls = tmp_path / "urls.txt"
+    if case == "binary-junk":
+        urls.write_bytes(bytes(range(256)) * 64)
+        expected = f"error: --urls-file {urls}: not a text file (it holds NUL bytes)\n"
+    else:
+        expected = f"error: --urls-file {urls}: No such file or directory\n"
+    env = service_env(f"127.0.0.1:{free_port()}", connect_timeout_seconds=2)
+    code, stdout, stderr = await asyncio.to_thread(run_cli, "--urls-file", str(urls), env=env)
+    assert (code, stdout, stderr) == (2, "", expected)

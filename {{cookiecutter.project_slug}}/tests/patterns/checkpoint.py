@@ -36,7 +36,12 @@ async def main(db: str) -> None:
             checkpoint = Checkpoint.for_current_activity(
                 store, Progress, every_items=2, every_seconds=60
             )
-            state = await checkpoint.load() or Progress()
+
+            def check(saved: Progress) -> None:  # a state this input cannot have
+                if len(saved.squares) > len(numbers):
+                    raise ValueError(f"{len(saved.squares)} squares of {len(numbers)} numbers")
+
+            state = await checkpoint.load(check) or Progress()
             for n in numbers[len(state.squares) :]:
                 if n == crash_at:
                     raise CrashError

@@ -18,6 +18,9 @@ from temporalio.client import WorkflowHandle
 
 from drill.case import Check, DrillCase, DrillRun
 from tests.toolkit.gate import Holder
+from {{ cookiecutter.package_name }} import (
+    SERVICE_NAME,
+)
 from {{ cookiecutter.package_name }}.pipeline.activities.fingerprint import (
     FingerprintState,
     signature_memo_key,
@@ -77,7 +80,7 @@ class PipelineCase(DrillCase[PipelineReport]):
         self, run: DrillRun, handle: WorkflowHandle[Any, Any], store_url: str
     ) -> PipelineReport:
         result = await asyncio.wait_for(handle.result(), run.result_timeout)
-        async with open_store(store_url) as store:
+        async with open_store(store_url, key_prefix=SERVICE_NAME) as store:
             return await read_report(store, PipelineResult.model_validate(result), handle.id)
 
     def same(self, drilled: PipelineReport, reference: PipelineReport) -> bool:
@@ -90,7 +93,7 @@ class PipelineCase(DrillCase[PipelineReport]):
         self, run: DrillRun, store_url: str, held: Holder, reference: PipelineReport
     ) -> AtKill:
         shas = sorted({d.sha256 for d in reference.documents})
-        async with open_store(store_url) as store:
+        async with open_store(store_url, key_prefix=SERVICE_NAME) as store:
             memo = Memo(store, ttl_seconds=1)
             found = [await memo.get(signature_memo_key(sha, MinHashParams())) for sha in shas]
             checkpoint = Checkpoint(

@@ -47,7 +47,6 @@ from {{ cookiecutter.package_name }}.runtime.pool import (
 )
 from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
-    open_store,
 )
 from {{ cookiecutter.package_name }}.runtime.ui import (
     default_ui_url,
@@ -60,6 +59,7 @@ from {{ cookiecutter.package_name }}.runtime.worker import (
 from ..conftest import (
     _own_groups,
     address_of,
+    free_port,
     make_settings,
     running_worker,
     service_cwd,
@@ -78,7 +78,7 @@ async def worker(
     """A worker in this process; `run` must use its settings (the same state store)."""
     settings = make_settings(tmp_path, task_queue=task_queue)
     async with (
-        open_store(settings.state_store_url) as store,
+        settings.open_store() as store,
         build_worker(client, settings, register(settings, store, pool)),
     ):
         yield settings
@@ -231,6 +231,82 @@ async def test_a_failed_workflow_exits_one_with_the_reason(
     assert code == 1, shown(code, stdout, stderr)
     assert stdout == "", shown(code, stdout, stderr)
     assert "error: pipeline failed: TerminatedError: " in stderr, shown(code, stdout, stderr)
+
+
+def input_env(**settings: object) -> dict[str, str]:
+    """A `run` environment whose Temporal is a closed port on 127.0.0.1: bad input must stop
+    `run` before it connects (had it got that far, it would fail there, never hang)."""
+    return service_env(f"127.0.0.1:{free_port()}", connect_timeout_seconds=2, **settings)
+
+
+def closed_redis() -> str:
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+@pytest.mark.parametrize(
+    "case", ["binary-junk", "missing-file", "a-directory", "redis-unreachable", "sqlite-unwritable"]
+)
+async def test_bad_input_or_an_unusable_store_is_one_line_and_exit_2(
+    tmp_path: Path, case: str
+) -> None:
+    """Exit 2 and one line on stderr, no traceback; 1 is for a workflow that failed."""
+    (tmp_path / "file").write_text("a file, not a folder")
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/doc/x\n")
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    expected = f"error: --urls-file {urls}: "
+    if case == "binary-junk":
+        urls.write_bytes(bytes(range(256)) * 64)
+        expected += "not a text file (it holds NUL bytes)"
+    elif case == "missing-file":
+        urls = tmp_path / "missing.txt"
+        expected = f"error: --urls-file {urls}: No such file or directory"
+    elif case == "a-directory":
+        urls = tmp_path
+        expected = f"error: --urls-file {urls}: Is a directory"
+    elif case == "redis-unreachable":
+        store = closed_redis()
+        expected = f"error: Redis state store {store}: "
+    else:
+        store = f"sqlite:///{tmp_path / 'file' / 'state.db'}"
+        expected = f"error: SQLite state store {tmp_path / 'file' / 'state.db'}: "
+    env = input_env(state_store_url=store)
+    code, stdout, stderr = await run_separately(
+        sys.executable, "-m", PACKAGE, "run", "--urls-file", str(urls), env=env, timeout=120
+    )
+    output = shown(code, stdout, stderr)
+    assert (code, stdout) == (2, ""), output
+    assert stderr.count("\n") == 1, output
+    assert stderr.startswith(expected), output
+    assert "Traceback" not in stderr, output
+
+
+async def test_a_bom_any_scheme_case_and_control_characters(
+    client: Client, site: LocalSite, worker: Settings, tmp_path: Path
+) -> None:
+    """A URL file saved with a byte-order mark reads as without; `HTTP://` is a URL like any
+    other (passed on as written); a URL holding terminal escapes is printed escaped, in the
+    summary and on stderr, never raw."""
+    first = site.url("doc/bom-first")
+    upper = site.url("doc/bom-upper").replace("http://", "HTTP://")
+    hostile = site.url("status/404") + "?\x1b[2J\x1b]0;owned\x07"
+    urls = tmp_path / "urls.txt"
+    urls.write_bytes(b"\xef\xbb\xbf" + f"{first}\n{upper}\n{hostile}\n".encode())
+
+    code, stdout, stderr = await run_cli(client, worker, "--json", "--urls-file", str(urls))
+    output = shown(code, stdout, stderr)
+    assert code == 0, output
+    result = PipelineReport.model_validate(json.loads(stdout))
+    assert first in [d.url for d in result.documents], output  # not a bad URL "\ufeffhttp..."
+    assert upper in [d.url for d in result.documents + result.failed], output  # as written
+    assert [f.url for f in result.failed if f.url == hostile] == [hostile]
+
+    code, stdout, stderr = await run_cli(client, worker, "--urls-file", str(urls))
+    output = shown(code, stdout, stderr)
+    assert code == 0, output
+    assert "\x1b" not in stdout + stderr, output
+    assert "\x07" not in stdout + stderr, output
+    assert "?\\x1b[2J\\x1b]0;owned\\x07: " in stdout, output  # the failure's line, escaped
 
 
 def test_no_urls_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,17 +6,22 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from {{ cookiecutter.package_name }}.pipeline.activities.fingerprint import (
+    MISSING_BODY,
     FingerprintActivities,
     FingerprintState,
+    signature_memo_key,
 )
 from {{ cookiecutter.package_name }}.pipeline.minhash import (
+    MAX_HASH,
     signature,
 )
 from {{ cookiecutter.package_name }}.pipeline.models import (
@@ -28,6 +33,9 @@ from {{ cookiecutter.package_name }}.pipeline.models import (
 )
 from {{ cookiecutter.package_name }}.runtime.checkpoint import (
     Checkpoint,
+)
+from {{ cookiecutter.package_name }}.runtime.memo import (
+    Memo,
 )
 from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
@@ -96,6 +104,80 @@ async def test_computes_then_memoizes(store: StateStore, pool: CpuPool) -> None:
 
     second = await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
     assert second.model_dump() == {"computed": 0, "restored": 0, "memoized": 6, "attempt": 1}
+
+
+async def test_a_poisoned_memo_entry_is_recomputed_never_used(
+    store: StateStore, pool: CpuPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Memo entries are checked before use: another document's signature copied under this
+    one's key, a signature of the wrong length (it would shift every later one in stage 3)
+    or with values out of range is a miss, logged once each, and computed again."""
+    documents = await stored_documents(store, 4, 50, "poison")
+    request = await request_for(store, documents, PARAMS, "poison")
+    await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
+    keys = [signature_memo_key(d.sha256, PARAMS) for d in documents]
+    await store.put(keys[0], await store.get(keys[1]) or b"")  # another document's entry
+    memo = Memo(store, ttl_seconds=60)
+    await memo.put(keys[2], [1] * (PARAMS.num_perm - 1))  # one value short
+    await memo.put(keys[3], [MAX_HASH + 1] * PARAMS.num_perm)  # out of range
+
+    with caplog.at_level(logging.WARNING):
+        again = await ActivityEnvironment().run(
+            activities(store, pool).fingerprint_documents, request
+        )
+    assert again.model_dump() == {"computed": 3, "restored": 0, "memoized": 1, "attempt": 1}
+    signatures = await store.get_json(request.signatures_key)
+    assert signatures is not None
+    for document in documents:
+        body = await store.get(body_key(document.sha256))
+        assert body is not None
+        assert signatures[document.sha256] == signature(body.decode(), 32, 3)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 3, warned
+    assert any("stored for another key" in w for w in warned)
+    assert any("not a signature of 32 values (31)" in w for w in warned)
+    assert any("out of range" in w for w in warned)
+
+
+async def test_a_checkpoint_of_other_bodies_is_ignored(store: StateStore, pool: CpuPool) -> None:
+    """A checkpoint holding a body that is not in the batch, or a signature of the wrong
+    size, cannot be this batch's: the work starts again from 0."""
+    documents = await stored_documents(store, 3, 50, "foreign")
+    env = ActivityEnvironment()
+    for poisoned in (
+        {"f" * 64: [7] * 32, documents[0].sha256: [7] * 32},
+        {documents[0].sha256: [7] * 31},
+    ):
+
+        async def save_poisoned(signatures: dict[str, list[int]] = poisoned) -> None:
+            checkpoint = Checkpoint.for_current_activity(
+                store, FingerprintState, every_items=1, every_seconds=1
+            )
+            await checkpoint.save(FingerprintState(signatures=signatures))
+
+        await env.run(save_poisoned)
+        request = await request_for(store, documents, PARAMS, f"foreign-{len(poisoned)}")
+        result = await env.run(
+            activities(store, pool, memo_ttl_seconds=0.001).fingerprint_documents, request
+        )
+        assert (result.restored, result.computed + result.memoized) == (0, 3)
+        signatures = await store.get_json(request.signatures_key)
+        assert signatures is not None
+        assert set(signatures) == {d.sha256 for d in documents}
+        assert all(value != [7] * 32 for value in signatures.values())
+
+
+async def test_an_altered_body_is_never_fingerprinted(store: StateStore, pool: CpuPool) -> None:
+    """A body is read back checked against its SHA-256: one altered in the store fails the
+    activity as MissingBody, not retryable (the batch workflow fetches again)."""
+    documents = await stored_documents(store, 2, 50, "altered")
+    await store.put(body_key(documents[1].sha256), b"not the document that was fetched")
+    request = await request_for(store, documents, PARAMS, "altered")
+    with pytest.raises(ApplicationError) as failed:
+        await ActivityEnvironment().run(activities(store, pool).fingerprint_documents, request)
+    assert failed.value.type == MISSING_BODY
+    assert failed.value.non_retryable
+    assert documents[1].sha256 in str(failed.value)
 
 
 async def test_resumes_from_a_checkpoint(store: StateStore, pool: CpuPool) -> None:

@@ -19,6 +19,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from {{ cookiecutter.package_name }} import (
+    SERVICE_NAME,
+)
 from {{ cookiecutter.package_name }}.pipeline.models import (
     PipelineInput,
     PipelineOptions,
@@ -106,7 +109,7 @@ def only_batch(handle: WorkflowHandle[Any, Any]) -> WorkflowHandle[Any, Any]:
 async def report_of(handle: WorkflowHandle[Any, PipelineResult], store_url: str) -> PipelineReport:
     """Wait for the pipeline's result (a guard of 5 minutes); read its lists from the store."""
     result = await asyncio.wait_for(handle.result(), 300)
-    async with open_store(store_url) as store:
+    async with open_store(store_url, key_prefix=SERVICE_NAME) as store:
         return await read_report(store, result, handle.id)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
@@ -33,7 +35,7 @@ from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
 )
 from {{ cookiecutter.package_name }}.runtime.store import (
-    open_store,
+    StateStore,
 )
 from {{ cookiecutter.package_name }}.runtime.worker import (
     build_worker,
@@ -67,27 +69,37 @@ def activities(history: WorkflowHistory) -> list[str]:
 
 
 async def run_pipeline(
-    client: Client, settings: Settings, pool: CpuPool, request: PipelineInput
+    client: Client,
+    settings: Settings,
+    pool: CpuPool,
+    request: PipelineInput,
+    wrap_store: Callable[[StateStore], StateStore] | None = None,
 ) -> tuple[WorkflowHandle[PipelineWorkflow, PipelineResult], PipelineResult, PipelineReport]:
     """Run one pipeline on a worker of its own; its result and the report read back."""
-    async with (
-        open_store(settings.state_store_url) as store,
-        build_worker(client, settings, register(settings, store, pool)),
-    ):
-        handle = await client.start_workflow(
-            PipelineWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=settings.task_queue
-        )
-        async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):  # a stuck workflow fails the test
-            result = await handle.result()
-        stats = result.stats
-        assert await handle.query(PipelineWorkflow.progress) == PipelineProgress(
-            stage="done",
-            done=stats.urls,
-            total=stats.urls,
-            fetched=stats.fetched,
-            failed=stats.failed,
-        )
-        return handle, result, await read_report(store, result, handle.id)
+    async with settings.open_store() as store:
+        worker_store = store if wrap_store is None else wrap_store(store)
+        async with build_worker(client, settings, register(settings, worker_store, pool)):
+            return await _run(client, settings, request, store)
+
+
+async def _run(
+    client: Client, settings: Settings, request: PipelineInput, store: StateStore
+) -> tuple[WorkflowHandle[PipelineWorkflow, PipelineResult], PipelineResult, PipelineReport]:
+    """Start the pipeline, wait for its result, read the report back from `store`."""
+    handle = await client.start_workflow(
+        PipelineWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=settings.task_queue
+    )
+    async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):  # a stuck workflow fails the test
+        result = await handle.result()
+    stats = result.stats
+    assert await handle.query(PipelineWorkflow.progress) == PipelineProgress(
+        stage="done",
+        done=stats.urls,
+        total=stats.urls,
+        fetched=stats.fetched,
+        failed=stats.failed,
+    )
+    return handle, result, await read_report(store, result, handle.id)
 
 
 async def test_pipeline_runs_batches_as_child_workflows_and_reports_failures(
@@ -137,7 +149,7 @@ async def test_the_progress_query_names_the_running_batches(
         stage="batches", done=2, total=3, fetched=1, failed=1, batch_size=1, running=[0]
     )
     async with (
-        open_store(settings.state_store_url) as store,
+        settings.open_store() as store,
         build_worker(client, settings, register(settings, store, pool)),
     ):
         handle = await client.start_workflow(
@@ -245,6 +257,55 @@ async def test_a_long_pipeline_continues_as_new_and_keeps_its_counts(
     assert [d.url for d in report.documents] == urls
     assert (result.stats.urls, result.stats.fetched, result.stats.batches) == (16, 16, 16)
     assert result.stats.fingerprint.computed == 16
+
+
+class AltersABodyOnce(StateStore):
+    """`inner`, except that the first body the fingerprint activity reads has been altered in
+    the store just before: a poisoned (or corrupted) value between the two stages."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.altered: list[str] = []
+
+    async def get(self, key: str) -> bytes | None:
+        in_fingerprint = activity.in_activity() and (
+            activity.info().activity_type == "fingerprint_documents"
+        )
+        if key.startswith("body:") and in_fingerprint and not self.altered:
+            self.altered.append(key)
+            await self.inner.put(key, b"another document altogether")
+        return await self.inner.get(key)
+
+    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+        await self.inner.put(key, value, ttl_seconds=ttl_seconds)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+
+async def test_a_body_altered_in_the_store_is_fetched_again_never_used(
+    client: Client, site: LocalSite, tmp_path: Path, task_queue: str, pool: CpuPool
+) -> None:
+    """Bodies are checked against their SHA-256 on read: the batch whose body was altered
+    after its fetch fetches again (once) and fingerprints the real document."""
+    one, copy = site.url("doc/alter-one"), site.url("copy/alter-one/again")
+    two = site.url("doc/alter-two")
+    settings = make_settings(tmp_path, task_queue=task_queue)
+    stores: list[AltersABodyOnce] = []
+
+    def wrap(store: StateStore) -> StateStore:
+        stores.append(AltersABodyOnce(store))
+        return stores[0]
+
+    request = PipelineInput(urls=[one, two, copy])
+    handle, result, report = await run_pipeline(client, settings, pool, request, wrap)
+
+    assert len(stores[0].altered) == 1
+    assert [d.url for d in report.documents] == [one, two, copy]
+    assert report.duplicates == [sorted([one, copy])]  # the real bodies' signatures
+    assert (result.stats.fetched, result.stats.failed) == (3, 0)
+    history = await client.get_workflow_handle(batch_workflow_id(handle.id, 0)).fetch_history()
+    assert activities(history) == ["fetch_documents", "fingerprint_documents"] * 2
 
 
 async def test_an_empty_url_list_completes_with_nothing(

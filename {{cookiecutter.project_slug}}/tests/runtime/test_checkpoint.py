@@ -13,10 +13,10 @@ import json
 import logging
 import sys
 import textwrap
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment
 
@@ -114,6 +114,7 @@ def stored(state_json: bytes, *, digest_of: bytes | None = None, **header: objec
     fields: dict[str, object] = {
         "format": 1,
         "version": 1,
+        "key": "checkpoint:test",
         "sha256": hashlib.sha256(state_json if digest_of is None else digest_of).hexdigest(),
     }
     fields.update(header)
@@ -131,6 +132,7 @@ async def test_the_stored_value_is_a_header_line_then_the_state(store: StateStor
     assert json.loads(header) == {
         "format": 1,
         "version": 1,
+        "key": "checkpoint:test",
         "sha256": hashlib.sha256(GOOD).hexdigest(),
     }
     await store.put(cp.key, stored(GOOD))  # the helper below writes what `save` writes
@@ -148,18 +150,65 @@ async def test_the_stored_value_is_a_header_line_then_the_state(store: StateStor
         pytest.param(stored(GOOD, version=2), "version 2", id="other-version"),
         pytest.param(stored(GOOD, digest_of=b"{}"), "checksum mismatch", id="altered"),
         pytest.param(stored(b'{"done":"no list"}'), "not a valid Progress", id="older-schema"),
+        pytest.param(
+            stored(GOOD, key="checkpoint:wf:run:other-activity"),
+            "saved for another key",
+            id="another-activitys",
+        ),
+        pytest.param(stored(b'{"done":[1,-5]}'), "not a valid Cursor", id="out-of-range"),
     ],
 )
 async def test_unusable_checkpoint_is_ignored_with_a_warning(
     store: StateStore, caplog: pytest.LogCaptureFixture, value: bytes, why: str
 ) -> None:
-    cp = checkpoint(store)
+    cp = checkpoint(store) if "Cursor" not in why else cursor_checkpoint(store)
     await store.put(cp.key, value)
     with caplog.at_level(logging.WARNING):
         assert await cp.load() is None
     [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert cp.key in record.getMessage()
     assert why in record.getMessage()
+
+
+class Cursor(BaseModel):
+    """A state whose model checks its ranges (fields of non-negative items)."""
+
+    done: list[Annotated[int, Field(ge=0)]] = []
+
+
+def cursor_checkpoint(store: StateStore) -> Checkpoint[Cursor]:
+    return Checkpoint(store, "checkpoint:test", Cursor, every_items=1, every_seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("saved", "accepted"),
+    [([0, 1, 2], True), ([0, 1, 2, 3, 4, 5], False), ([7], False)],
+    ids=["in-range", "past-the-end", "not-an-item"],
+)
+async def test_a_checkpoint_that_cannot_belong_to_this_input_is_refused(
+    store: StateStore, caplog: pytest.LogCaptureFixture, saved: list[int], accepted: bool
+) -> None:
+    """`load(check)`: a state the model accepts but this input cannot have (more items done
+    than there are, an item that is not one of them) is ignored, once, with a warning, and
+    the work starts from 0: never resumed from something wrong."""
+    items = [0, 1, 2, 3, 4]
+
+    def check(state: Progress) -> None:
+        if len(state.done) > len(items) or not set(state.done) <= set(items):
+            raise ValueError(f"{len(state.done)} items done of {len(items)}")
+
+    cp = checkpoint(store)
+    await cp.save(Progress(done=saved))
+    with caplog.at_level(logging.WARNING):
+        loaded = await cp.load(check)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    if accepted:
+        assert loaded == Progress(done=saved)
+        assert not warnings
+    else:
+        assert loaded is None
+        assert len(warnings) == 1
+        assert "refused by its check" in warnings[0].getMessage()
 
 
 async def run_in_activity(store: StateStore, **info: Any) -> str:
@@ -228,7 +277,7 @@ async def test_a_retry_resumes_from_the_last_save(store: StateStore) -> None:
 SAVER = textwrap.dedent(
     """
     import asyncio, hashlib, sys
-    from pydantic import BaseModel
+    from pydantic import BaseModel, Field
     from {{ cookiecutter.package_name }}.runtime.checkpoint import Checkpoint
     from {{ cookiecutter.package_name }}.runtime.store import open_store
 

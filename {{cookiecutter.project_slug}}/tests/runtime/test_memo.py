@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from {{ cookiecutter.package_name }}.runtime.memo import (
     Memo,
@@ -114,6 +114,72 @@ async def test_an_unreadable_entry_is_a_miss_with_a_warning(
         assert await memo.get("memo:bad") is None
     assert "memo:bad" in caplog.text
     assert memo.misses == 1
+
+
+async def test_an_entry_of_another_key_is_never_used(
+    store: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each entry holds the key it was stored under: another input's result copied (or
+    moved, or written by a bug) over this key is a miss, logged once, and recomputed."""
+    memo = Memo(store, ttl_seconds=60)
+    mine, other = memo_key("minhash", 1, "a" * 64), memo_key("minhash", 1, "b" * 64)
+    await memo.put(other, [9, 9, 9])
+    await store.put(mine, await store.get(other) or b"")  # the other document's signature
+    with caplog.at_level(logging.WARNING):
+        assert await memo.lookup(mine) == (False, None)
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert mine in warning.getMessage()
+    assert "stored for another key" in warning.getMessage()
+    assert await memo.get(other) == [9, 9, 9]  # where it belongs, it is a hit
+
+
+class Stats(BaseModel):
+    words: int = Field(ge=0)
+    top: list[str] = Field(max_length=3)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ({"words": -1, "top": []}, "greater than or equal to 0"),
+        ({"words": 3, "top": ["a", "b", "c", "d"]}, "at most 3 items"),
+        ({"top": []}, "Field required"),
+        ([1, 2], "valid dictionary"),
+    ],
+)
+async def test_a_value_that_fails_validation_is_a_miss_with_a_warning(
+    store: StateStore, caplog: pytest.LogCaptureFixture, value: object, why: str
+) -> None:
+    """`validate` checks shape and ranges before use; what it refuses is recomputed."""
+    memo = Memo(store, ttl_seconds=60)
+    key = memo_key("stats", 1, "a" * 64)
+    await memo.put(key, value)
+    with caplog.at_level(logging.WARNING):
+        assert await memo.get(key, Stats.model_validate) is None
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert key in warning.getMessage()
+    assert why in warning.getMessage()
+    await memo.put(key, {"words": 3, "top": ["a"]})
+    assert await memo.get(key, Stats.model_validate) == Stats(words=3, top=["a"])
+    assert (memo.hits, memo.misses) == (1, 1)
+
+
+async def test_the_decorator_validates_and_recomputes_a_bad_entry(store: StateStore) -> None:
+    memo = Memo(store, ttl_seconds=60)
+    calls: list[str] = []
+
+    @memoize(memo, name="stats", version=1, validate=Stats.model_validate)
+    async def stats(text: str) -> Stats:
+        calls.append(text)
+        return Stats(words=len(text.split()), top=text.split()[:3])
+
+    assert await stats("a b") == Stats(words=2, top=["a", "b"])  # a model, hit or miss
+    assert await stats("a b") == Stats(words=2, top=["a", "b"])
+    assert calls == ["a b"]
+    key = memo_key("stats", 1, "a b")
+    await store.put(key, b'{"key":"' + key.encode() + b'","value":{"words":-2,"top":[]}}')
+    assert await stats("a b") == Stats(words=2, top=["a", "b"])  # recomputed, not used
+    assert calls == ["a b", "a b"]
 
 
 async def test_the_decorator_computes_each_call_once(store: StateStore) -> None:

@@ -48,6 +48,63 @@ def test_defaults() -> None:
     assert settings.state_store_url == DEFAULT_STATE_STORE_URL
     assert settings.state_store_password is None
     assert settings.checkpoint_every_items == 50
+    assert settings.listen_host == "127.0.0.1"  # a laptop's worker is not on the network
+    assert settings.store_key_prefix == SERVICE_NAME
+    assert settings.store_ttl_seconds == 7 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("0.0.0.0", "0.0.0.0"),  # noqa: S104 (a setting's value: nothing binds here)
+        ("::", "::"),
+        ("[::1]", "::1"),
+        (" 127.0.0.1 ", "127.0.0.1"),
+    ],
+)
+def test_listen_host_takes_ipv4_and_ipv6(given: str, used: str) -> None:
+    assert Settings(_env_file=None, listen_host=given).listen_host == used
+
+
+def test_new_settings_refuse_bad_values_naming_the_variable(tmp_path: Path) -> None:
+    done = run_worker_command(
+        tmp_path, listen_host="localhost", store_key_prefix="a:b", store_ttl_seconds=0
+    )
+    assert done.returncode == 2, done.stderr
+    assert sorted(done.stderr.splitlines()) == [
+        f"error: {ENV_PREFIX}LISTEN_HOST: an IP address, such as 127.0.0.1, 0.0.0.0 or ::"
+        " (got 'localhost')",
+        f"error: {ENV_PREFIX}STORE_KEY_PREFIX: letters, digits, '.', '_' and '-' only,"
+        " at most 100, no ':' (got 'a:b')",
+        f"error: {ENV_PREFIX}STORE_TTL_SECONDS: Input should be greater than 0 (got '0')",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "warned"),
+    [
+        ("redis://redis.internal:6379/0", "hunter2", True),
+        ("redis://10.0.0.5:6379/0", "hunter2", True),
+        ("redis://svc@[2001:db8::5]:6379/0", "hunter2", True),
+        ("rediss://redis.internal:6380/0", "hunter2", False),  # TLS
+        ("redis://localhost:6379/0", "hunter2", False),  # never leaves the machine
+        ("redis://127.0.0.1:6379/0", "hunter2", False),
+        ("redis://[::1]:6379/0", "hunter2", False),
+        ("redis://redis.internal:6379/0", "", False),  # no password to give away
+    ],
+)
+def test_a_password_over_plain_redis_to_another_host_is_warned(
+    url: str, password: str, warned: bool
+) -> None:
+    settings = Settings(_env_file=None, state_store_url=url, state_store_password=password)
+    warnings = settings.security_warnings()
+    if not warned:
+        assert warnings == []
+        return
+    assert len(warnings) == 1
+    assert f"{ENV_PREFIX}STATE_STORE_PASSWORD" in warnings[0]
+    assert "rediss://" in warnings[0]
+    assert password not in warnings[0]
 
 
 def test_bad_values_stop_the_worker_with_one_line_each(tmp_path: Path) -> None:

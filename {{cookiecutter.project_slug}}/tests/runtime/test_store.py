@@ -1,4 +1,5 @@
-"""The state stores, SQLite and Redis: values, JSON, expiry, several processes, URLs, secrets.
+"""The state stores, SQLite and Redis: values, JSON, expiry, key prefixes, checked reads,
+several processes, URLs, secrets, unusable stores.
 
 Tests taking `store` or `store_url` run once per backend (see conftest.py), against a real
 SQLite file and a real `redis-server`.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 import re
 import secrets
 import sqlite3
@@ -21,6 +24,7 @@ import redis
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.runtime.store import (
+    DEFAULT_TTL_SECONDS,
     RedisStateStore,
     SqliteStateStore,
     StateStore,
@@ -76,12 +80,14 @@ async def test_the_ttl_is_stored_with_the_value(store_url: str) -> None:
         started = time.monotonic()
         await store.put("long", b"2", ttl_seconds=60)
         await store.put("replaced", b"3", ttl_seconds=60)
-        await store.put("replaced", b"4")  # a put without a TTL keeps the value for good
+        await store.put("replaced", b"4")  # a put without a TTL gets the store's TTL
         remaining = remaining_ttl(store_url, "long")
+        default = remaining_ttl(store_url, "replaced")
         elapsed = time.monotonic() - started
         assert remaining is not None
         assert 60 - elapsed - ROUNDING <= remaining <= 60
-        assert remaining_ttl(store_url, "replaced") is None
+        assert default is not None
+        assert DEFAULT_TTL_SECONDS - elapsed - ROUNDING <= default <= DEFAULT_TTL_SECONDS
         assert await store.get("long") == b"2"
 
 
@@ -89,11 +95,109 @@ async def test_expired_values_are_gone(store: StateStore) -> None:
     await store.put("short", b"1", ttl_seconds=0.05)
     await store.put("long", b"2", ttl_seconds=60)
     await store.put("replaced", b"3", ttl_seconds=0.05)
-    await store.put("replaced", b"4")  # a put without a TTL keeps the value for good
+    await store.put("replaced", b"4")  # a put without a TTL gets the store's (days)
     await asyncio.sleep(0.1)  # past the expiry: only ever longer on a slow machine, never shorter
     assert await store.get("short") is None
     assert await store.get("long") == b"2"
     assert await store.get("replaced") == b"4"
+
+
+async def test_every_value_expires_with_the_store_ttl(store_url: str) -> None:
+    """A put without a TTL of its own gets the store's: nothing is kept for good unless the
+    store is opened with `ttl_seconds=None` on purpose."""
+    async with open_store(store_url, ttl_seconds=30) as store:
+        started = time.monotonic()
+        await store.put("k", b"v")
+        remaining = remaining_ttl(store_url, "k")
+        assert remaining is not None
+        assert 30 - (time.monotonic() - started) - ROUNDING <= remaining <= 30
+    async with open_store(store_url, ttl_seconds=None) as store:
+        await store.put("forever", b"v")
+        assert remaining_ttl(store_url, "forever") is None
+    with pytest.raises(ValueError, match="ttl_seconds must be positive"):
+        open_store(store_url, ttl_seconds=0)
+
+
+async def test_two_services_on_one_store_never_see_each_others_keys(store_url: str) -> None:
+    """Each key is stored as `<prefix>:<key>`: the same key of two services (or two
+    environments) sharing one Redis, or one SQLite file, is two values."""
+    async with (
+        open_store(store_url, key_prefix="invoices") as invoices,
+        open_store(store_url, key_prefix="crawler") as crawler,
+    ):
+        await invoices.put("body:abc", b"an invoice")
+        await crawler.put("body:abc", b"a page")
+        assert await invoices.get("body:abc") == b"an invoice"
+        assert await crawler.get("body:abc") == b"a page"
+        await crawler.delete("body:abc")
+        assert await crawler.get("body:abc") is None
+        assert await invoices.get("body:abc") == b"an invoice"
+        # As the backend holds it: under the prefixed key, with its TTL.
+        assert remaining_ttl(store_url, "invoices:body:abc") is not None
+        async with open_store(store_url) as unprefixed:
+            assert await unprefixed.get("body:abc") is None
+            assert await unprefixed.get("invoices:body:abc") == b"an invoice"
+
+
+@pytest.mark.parametrize("prefix", ["a:b", "with space", "-leading", "x" * 101, "é"])
+def test_a_bad_key_prefix_is_refused(tmp_path: Path, prefix: str) -> None:
+    with pytest.raises(ValueError, match="key prefix"):
+        open_store(f"sqlite:///{tmp_path / 's.db'}", key_prefix=prefix)
+
+
+async def test_a_body_is_checked_against_its_sha256_on_read(
+    store: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`get_verified`: the claim check's body only if it is that content; anything else is a
+    miss, logged once, and never returned."""
+    body = b"the real body"
+    sha256 = hashlib.sha256(body).hexdigest()
+    await store.put(f"body:{sha256}", body)
+    assert await store.get_verified(f"body:{sha256}", sha256) == body
+    assert await store.get_verified("body:missing", sha256) is None
+    assert not caplog.records
+    await store.put(f"body:{sha256}", b"another document altogether")  # poisoned
+    with caplog.at_level(logging.WARNING):
+        assert await store.get_verified(f"body:{sha256}", sha256) is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"body:{sha256}" in warnings[0].getMessage()
+    assert "SHA-256" in warnings[0].getMessage()
+
+
+def sqlite_keys(path: Path) -> list[str]:
+    """Every row of a SQLite store, expired or not, read directly."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return sorted(row[0] for row in db.execute("SELECT key FROM kv"))
+
+
+async def test_sqlite_purges_expired_rows_on_open_and_while_it_runs(tmp_path: Path) -> None:
+    """Reads skip expired rows; deleting them is what keeps the file from only growing:
+    when the store is opened, and by a put once `purge_every_seconds` have passed."""
+    path = tmp_path / "state.db"
+    async with SqliteStateStore(path) as store:
+        await store.put("short", b"1", ttl_seconds=0.01)
+        await store.put("kept", b"2", ttl_seconds=60)
+        await asyncio.sleep(0.05)  # past the expiry: only ever longer, never shorter
+        assert sqlite_keys(path) == ["kept", "short"]  # expired, not yet deleted
+    async with SqliteStateStore(path, purge_every_seconds=0) as store:
+        assert await store.get("kept") == b"2"  # opening purged the expired row
+        assert sqlite_keys(path) == ["kept"]
+        await store.put("short", b"1", ttl_seconds=0.01)
+        await asyncio.sleep(0.05)
+        await store.put("next", b"3", ttl_seconds=60)  # this put purges
+        assert sqlite_keys(path) == ["kept", "next"]
+
+
+@pytest.mark.parametrize("where", ["under a file", "a folder"])
+async def test_an_unusable_sqlite_path_is_one_short_error(tmp_path: Path, where: str) -> None:
+    """A path that cannot be a SQLite file fails the first call with `StateStoreError`
+    naming the path (what `run` prints as its one line), not a traceback from sqlite3."""
+    (tmp_path / "file").write_text("not a folder")
+    path = tmp_path / "file" / "state.db" if where == "under a file" else tmp_path
+    async with SqliteStateStore(path) as store:
+        with pytest.raises(StateStoreError, match=f"SQLite state store {re.escape(str(path))}: "):
+            await store.put("k", b"v")
 
 
 async def test_values_survive_reopening(store_url: str) -> None:

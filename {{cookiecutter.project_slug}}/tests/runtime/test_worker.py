@@ -9,6 +9,8 @@ race with the machine's speed.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import secrets
 import signal
 import socket
 import sys
@@ -99,6 +101,76 @@ async def test_unreachable_temporal_is_retried_then_given_up(tmp_path: Path) -> 
     assert f"Temporal at {address} not reachable (" in text  # a retry was logged
     assert f"Temporal at {address} not reachable after 1.5s" in text
     assert "Traceback" not in text
+
+
+async def test_a_redis_password_in_the_clear_is_warned_at_start(tmp_path: Path) -> None:
+    """One warning line naming the setting, before anything connects (the store is not
+    contacted at start: no traffic leaves the machine; Temporal is a closed local port)."""
+    password = secrets.token_hex(8)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    env = service_env(
+        address,
+        connect_timeout_seconds=1,
+        state_store_url="redis://redis.internal:6379/0",
+        state_store_password=password,
+    )
+    code, text = await run_process(sys.executable, "-m", PACKAGE, "worker", env=env, timeout=60)
+    assert code == 1, text  # Temporal unreachable
+    [warning] = [line for line in text.splitlines() if "STATE_STORE_PASSWORD" in line]
+    assert "WARNING" in warning, text
+    assert "rediss://" in warning, text
+    assert password not in text
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on TCP `port`, from /proc (IPv4 and 6)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # /proc writes each 32-bit word in host (little-endian) order.
+            ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, width // 2, 4))
+            found.add(str(ipaddress.ip_address(ordered)))
+    return found
+
+
+@pytest.mark.parametrize("listen_host", [None, "::1"])
+async def test_health_and_metrics_listen_on_the_chosen_address(
+    client: Client, tmp_path: Path, task_queue: str, listen_host: str | None
+) -> None:
+    """127.0.0.1 unless `LISTEN_HOST` says otherwise (0.0.0.0 or :: in a container); IPv6
+    works. Only loopback addresses are ever contacted here."""
+    family = socket.AF_INET6 if listen_host else socket.AF_INET
+    ports = []
+    for _ in range(2):
+        with socket.socket(family) as sock:
+            sock.bind((listen_host or "127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    health_port, metrics_port = ports
+    more = {"listen_host": listen_host} if listen_host else {}
+    env = probe_env(
+        client,
+        task_queue,
+        f"sqlite:///{tmp_path / 's.db'}",
+        health_port=health_port,
+        metrics_port=metrics_port,
+        **more,
+    )
+    host = f"[{listen_host}]" if listen_host else "127.0.0.1"
+    async with running_worker(env, service=probe.SPEC) as worker:
+        assert await asyncio.to_thread(get, f"http://{host}:{health_port}/healthz") == (200, "ok\n")
+        status, body = await asyncio.to_thread(get, f"http://{host}:{metrics_port}/metrics")
+        assert status == 200, body
+        expected = {listen_host or "127.0.0.1"}
+        assert listening_addresses(health_port) == expected, worker.log
+        assert listening_addresses(metrics_port) == expected, worker.log
+        assert f"listen_host={listen_host or '127.0.0.1'}" in worker.log
 
 
 async def test_two_workers_share_one_task_queue(

@@ -49,9 +49,6 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
     ENV_PREFIX,
     RuntimeSettings,
 )
-from {{ cookiecutter.package_name }}.runtime.store import (
-    open_store,
-)
 from {{ cookiecutter.package_name }}.runtime.worker import (
     Service,
     build_worker,
@@ -365,7 +362,7 @@ async def in_process_worker(
     process pool its CPU work runs on (a new one of `settings.cpu_processes` if None).
     """
     async with contextlib.AsyncExitStack() as stack:
-        store = await stack.enter_async_context(open_store(settings.state_store_url))
+        store = await stack.enter_async_context(settings.open_store())
         if gate is not None:
             store = GatedStore(store, gate)
         if pool is None:

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -116,8 +116,13 @@ class StatsActivities:
             every_seconds=self.checkpoint_every_seconds,
             ttl_seconds=DATA_TTL_SECONDS,
         )
-        state = await checkpoint.load() or StatsState()
         wanted = list(dict.fromkeys(request.sha256s))
+
+        def check(saved: StatsState) -> None:  # a checkpoint of these bodies, no others
+            if not saved.stats.keys() <= set(wanted):
+                raise ValueError("statistics of bodies that are not in this request")
+
+        state = await checkpoint.load(check) or StatsState()
         todo = [sha256 for sha256 in wanted if sha256 not in state.stats]
         limit = asyncio.Semaphore(self.pool.processes * 2)  # every process busy, little queued
 
@@ -145,15 +150,16 @@ class StatsActivities:
 
     async def _stats(self, sha256: str, rounds: int) -> PageStats:
         key = memo_key("page_stats", STATS_VERSION, sha256, rounds)
-        cached = await self.memo.get(key)
+        cached = await self.memo.get(key, PageStats.model_validate)  # checked, or None
         if cached is not None:
-            try:
-                return PageStats.model_validate(cached)
-            except ValidationError:
-                activity.logger.warning("memo entry %s is not valid; recomputing", key)
-        body = await self.store.get(text_key(sha256))
-        if body is None:  # download_pages stored it; it is gone only if the store lost it
-            raise ApplicationError(f"body {sha256} is not in the state store", type="MissingBody")
+            return cached
+        body = await self.store.get_verified(text_key(sha256), sha256)  # None if altered
+        if body is None:  # download_pages stored it: the store lost it, or it was altered
+            raise ApplicationError(
+                f"body {sha256} is missing from the state store, or is not that content",
+                type="MissingBody",
+                non_retryable=True,  # the same read would fail again: the workflow downloads again
+            )
         stats = await self.pool.run(page_stats, body.decode("utf-8", errors="replace"), rounds)
         await self.memo.put(key, stats.model_dump(mode="json"))
         return stats

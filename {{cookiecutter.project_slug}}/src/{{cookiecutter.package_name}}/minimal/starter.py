@@ -2,8 +2,8 @@
 
 Exit codes: 0 when the workflow completed (a page that failed to download is a line of
 the result, not a failure of the run), 1 when the workflow failed or Temporal cannot be
-reached, 2 for bad input. The rest is `runtime/starter.py`'s: links to stderr, the
-result to stdout.
+reached, 2 for bad input (a URL file that cannot be read or is not text). The rest is
+`runtime/starter.py`'s: links to stderr, the result to stdout.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..runtime.starter import read_urls, start_and_print
+from ..runtime.starter import InputError, read_urls, start_and_print
 from .models import StatsRequest, StatsResult
 from .settings import MinimalSettings
 from .workflows import StatsWorkflow
@@ -30,8 +30,8 @@ def main(settings: MinimalSettings, args: argparse.Namespace) -> int:
     """`run`: the process exit code."""
     try:
         urls = read_urls(args.urls, args.urls_file)
-    except OSError as exc:
-        print(f"error: --urls-file: {exc}", file=sys.stderr)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if not urls:
         print("error: no URLs given (pass them as arguments or with --urls-file)", file=sys.stderr)

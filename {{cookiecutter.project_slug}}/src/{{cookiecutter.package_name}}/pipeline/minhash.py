@@ -60,6 +60,20 @@ def signature(text: str, num_perm: int = 128, shingle_size: int = 3) -> Signatur
     ]
 
 
+def checked_signature(value: object, num_perm: int) -> Signature:
+    """`value` if it can be a signature made with `num_perm` permutations: a list of exactly
+    that many integers in [0, MAX_HASH]; ValueError otherwise. A stored signature (memo,
+    checkpoint) is checked with this before use: one of the wrong length would shift every
+    later signature in stage 3's flat array."""
+    if not isinstance(value, list) or len(value) != num_perm:
+        size = len(value) if isinstance(value, list) else type(value).__name__
+        raise ValueError(f"not a signature of {num_perm} values ({size})")
+    for item in value:
+        if type(item) is not int or not 0 <= item <= MAX_HASH:
+            raise ValueError(f"a signature value out of range: {item!r:.40}")
+    return value
+
+
 def signatures(texts: Sequence[str], num_perm: int, shingle_size: int) -> list[Signature]:
     """Signatures of several texts: one call per chunk sent to a worker process."""
     return [signature(text, num_perm, shingle_size) for text in texts]

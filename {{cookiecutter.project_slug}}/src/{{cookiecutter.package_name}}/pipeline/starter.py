@@ -32,8 +32,8 @@ from temporalio.exceptions import TemporalError
 
 from ..runtime.client import TemporalUnreachableError, connect
 from ..runtime.metrics import default_runtime
-from ..runtime.starter import read_urls
-from ..runtime.store import StateStore, open_store
+from ..runtime.starter import InputError, printable, read_urls
+from ..runtime.store import StateStore, StateStoreError
 from ..runtime.ui import default_ui_url, workflow_link
 from . import report
 from .models import (
@@ -67,11 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(settings: PipelineSettings, args: argparse.Namespace) -> int:
-    """`run`: the exit code is 0 for a result, 1 if the pipeline failed, 2 for bad input."""
+    """`run`: the exit code is 0 for a result, 1 if the pipeline failed, 2 for bad input (a
+    URL file that cannot be read or is not text, a state store that cannot be used)."""
     try:
         urls = read_urls(args.urls, args.urls_file)
-    except OSError as exc:
-        print(f"error: --urls-file: {exc}", file=sys.stderr)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if not urls:
         print("error: no URLs given (pass them as arguments or with --urls-file)", file=sys.stderr)
@@ -81,11 +82,14 @@ def main(settings: PipelineSettings, args: argparse.Namespace) -> int:
         return asyncio.run(
             start_and_wait(settings, urls, workflow_id=workflow_id, as_json=args.json)
         )
+    except StateStoreError as exc:  # run stages the URLs in the store before starting
+        print(f"error: {printable(str(exc), keep_newlines=False)}", file=sys.stderr)
+        return 2
     except TemporalUnreachableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"interrupted; workflow {workflow_id} goes on running", file=sys.stderr)
+        print(f"interrupted; workflow {printable(workflow_id)} goes on running", file=sys.stderr)
         return 130
 
 
@@ -123,9 +127,10 @@ async def stage_urls(
 async def start_and_wait(
     settings: PipelineSettings, urls: list[str], *, workflow_id: str, as_json: bool
 ) -> int:
-    """Run the pipeline to the end; print its result; return the process exit code."""
-    # The SDK Core's log lines to stderr through Python logging: stdout is for the result.
-    client = await connect(settings, default_runtime())
+    """Run the pipeline to the end; print its result; return the process exit code.
+
+    The URLs are staged first: a store that cannot be used fails `run` at once (exit 2),
+    before it waits on Temporal."""
     options = PipelineOptions(
         batch_size=settings.batch_size,
         parallel_batches=settings.parallel_batches,
@@ -135,10 +140,10 @@ async def start_and_wait(
         ),
         similarity_threshold=settings.similarity_threshold,
     )
-    async with open_store(
-        settings.state_store_url, password=settings.state_store_password
-    ) as store:
+    async with settings.open_store() as store:
         staged = await stage_urls(store, workflow_id, urls, chunk_size=options.batch_size)
+        # The SDK Core's log lines to stderr through Python logging: stdout is for the result.
+        client = await connect(settings, default_runtime())
         try:
             handle = await client.start_workflow(
                 PipelineWorkflow.run,
@@ -147,7 +152,8 @@ async def start_and_wait(
                 task_queue=settings.task_queue,
             )
         except TemporalError as exc:
-            print(f"error: could not start workflow {workflow_id}: {exc}", file=sys.stderr)
+            shown = printable(f"{workflow_id}: {exc}")
+            print(f"error: could not start workflow {shown}", file=sys.stderr)
             return 1
         return await _wait_and_print(client, handle, store, settings, as_json=as_json)
 
@@ -160,10 +166,11 @@ async def _wait_and_print(
     *,
     as_json: bool,
 ) -> int:
-    print(f"started workflow {handle.id} on task queue {settings.task_queue}", file=sys.stderr)
+    shown_id = printable(handle.id)
+    print(f"started workflow {shown_id} on task queue {settings.task_queue}", file=sys.stderr)
     ui = settings.temporal_ui_url or default_ui_url(client.service_client.config.target_host)
     if ui:
-        print(f"  {workflow_link(ui, client.namespace, handle.id)}", file=sys.stderr)
+        print(f"  {printable(workflow_link(ui, client.namespace, handle.id))}", file=sys.stderr)
 
     display = ProgressDisplay(sys.stderr, tty=sys.stderr.isatty())
     done = asyncio.Event()
@@ -186,16 +193,17 @@ async def _wait_and_print(
             display.show(final_stages(result.stats))
         display.close()
     if result is None:
-        print(f"error: pipeline failed: {failure}", file=sys.stderr)
+        print(f"error: pipeline failed: {printable(failure)}", file=sys.stderr)
         return 1
 
     try:
         if as_json:
             await report.write_json(store, result, handle.id, sys.stdout)
         else:
-            print(await report.summary(store, result, handle.id))
+            print(printable(await report.summary(store, result, handle.id)))
     except report.MissingResultError as exc:
-        print(f"error: the result of {handle.id} is incomplete: {exc}", file=sys.stderr)
+        shown = printable(f"{handle.id} is incomplete: {exc}")
+        print(f"error: the result of {shown}", file=sys.stderr)
         return 1
     return 0
 

@@ -21,17 +21,19 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from .activities.duplicates import DuplicateActivities
     from .activities.fetch import FetchActivities
-    from .activities.fingerprint import FingerprintActivities
+    from .activities.fingerprint import MISSING_BODY, FingerprintActivities
     from .models import (
         BatchInput,
         BatchResult,
         Carried,
         DuplicatesRequest,
         FetchRequest,
+        FetchSummary,
         FingerprintRequest,
         FingerprintStats,
         PipelineInput,
@@ -81,27 +83,25 @@ class BatchWorkflow:
         options = activity_options(batch.options)
         documents_key = batch_key(batch.data_key, batch.index, "documents")
 
-        self._progress = Progress(stage="fetch", done=0, total=1)
-        fetched = await workflow.execute_activity_method(
-            FetchActivities.fetch_documents,
-            FetchRequest(urls=batch.urls, urls_key=batch.urls_key, documents_key=documents_key),
-            **options,
+        fetch = FetchRequest(urls=batch.urls, urls_key=batch.urls_key, documents_key=documents_key)
+        fingerprint_request = FingerprintRequest(
+            documents_key=documents_key,
+            signatures_key=batch_key(batch.data_key, batch.index, "signatures"),
+            minhash=batch.options.minhash,
         )
-
-        self._progress = Progress(stage="fingerprint", done=0, total=1)
+        fetched = await self._fetch(fetch, options)
         fingerprint = FingerprintStats()
         if fetched.fetched:
-            fingerprint = await workflow.execute_activity_method(
-                FingerprintActivities.fingerprint_documents,
-                FingerprintRequest(
-                    documents_key=documents_key,
-                    signatures_key=batch_key(batch.data_key, batch.index, "signatures"),
-                    minhash=batch.options.minhash,
-                ),
-                # On cancellation, wait until the activity has really stopped its pool work.
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                **options,
-            )
+            try:
+                fingerprint = await self._fingerprint(fingerprint_request, options)
+            except ActivityError as failure:
+                if not _missing_body(failure):
+                    raise
+                # A body gone from the store, or altered there, since the fetch (its SHA-256
+                # is checked on read): fetch the batch again, which puts every body back, once.
+                fetched = await self._fetch(fetch, options)
+                if fetched.fetched:
+                    fingerprint = await self._fingerprint(fingerprint_request, options)
         self._progress = Progress(stage="done", done=1, total=1)
         return BatchResult(
             index=batch.index,
@@ -112,6 +112,29 @@ class BatchWorkflow:
             words=fetched.words,
             fingerprint=fingerprint,
         )
+
+    async def _fetch(self, request: FetchRequest, options: dict[str, Any]) -> FetchSummary:
+        self._progress = Progress(stage="fetch", done=0, total=1)
+        return await workflow.execute_activity_method(
+            FetchActivities.fetch_documents, request, **options
+        )
+
+    async def _fingerprint(
+        self, request: FingerprintRequest, options: dict[str, Any]
+    ) -> FingerprintStats:
+        self._progress = Progress(stage="fingerprint", done=0, total=1)
+        return await workflow.execute_activity_method(
+            FingerprintActivities.fingerprint_documents,
+            request,
+            # On cancellation, wait until the activity has really stopped its pool work.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            **options,
+        )
+
+
+def _missing_body(failure: ActivityError) -> bool:
+    cause = failure.cause
+    return isinstance(cause, ApplicationError) and cause.type == MISSING_BODY
 
 
 @workflow.defn(name="PipelineWorkflow")

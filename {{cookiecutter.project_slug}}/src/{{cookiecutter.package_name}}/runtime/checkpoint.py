@@ -15,7 +15,7 @@ most one interval. The heartbeat then only needs a small cursor, for liveness an
         checkpoint = Checkpoint.for_current_activity(
             store, Progress, every_items=100, every_seconds=5
         )
-        progress = await checkpoint.load() or Progress()   # None: first attempt, or unusable
+        progress = await checkpoint.load(check) or Progress()  # None: first, or unusable
         for doc in docs[len(progress.signatures):]:
             progress.signatures.append(signature(doc))
             if await checkpoint.maybe_save(progress):      # every_seconds < heartbeat timeout
@@ -23,12 +23,17 @@ most one interval. The heartbeat then only needs a small cursor, for liveness an
         await checkpoint.clear()                           # done: nothing left to resume
         return progress.signatures
 
+where `check(progress)` raises ValueError if the state cannot belong to this input (say,
+more signatures than `docs`): the model checks shapes and fixed ranges (pydantic fields
+and validators), `check` what depends on the activity's input, such as a cursor's range.
+
 Each save is one `StateStore.put` (atomic) of a JSON header line, with the format, a
 `version` and the SHA-256 of the state, followed by the state's JSON. A crash mid-save
 leaves the previous checkpoint or the new one, never a mix. A value that does not decode,
-has another format or version, fails its checksum or no longer validates against the
-model is logged as a warning and ignored: the work is recomputed, never resumed from
-something wrong. Bump `version` when the state's meaning changes but not its shape.
+has another format or version, fails its checksum, was saved under another key, no longer
+validates against the model or fails `check` is logged as a warning and ignored: the work
+is recomputed, never resumed from something wrong. Bump `version` when the state's
+meaning changes but not its shape.
 
 The state is serialised on the event loop: keep it to a few MB. This module imports only
 the standard library, temporalio, pydantic and the `StateStore` interface, so it can be
@@ -41,6 +46,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -119,13 +125,23 @@ class Checkpoint(Generic[S]):
             version=version,
         )
 
-    async def load(self) -> S | None:
-        """The saved state, or None if there is none or it cannot be trusted (logged)."""
+    async def load(self, check: Callable[[S], object] | None = None) -> S | None:
+        """The saved state, or None if there is none or it cannot be trusted (logged).
+
+        `check(state)` may raise ValueError (or TypeError) to refuse a state that is valid for
+        the model but not for this input: a cursor past the end of the items, say.
+        """
         raw = await self.store.get(self.key)
         if raw is None:
             return None
         try:
-            return self._decode(raw)
+            state = self._decode(raw)
+            if check is not None:
+                try:
+                    check(state)
+                except (ValueError, TypeError) as exc:
+                    raise _UnusableError(f"refused by its check: {exc}") from None
+            return state
         except _UnusableError as reason:
             logger.warning("checkpoint %s ignored, the work is recomputed: %s", self.key, reason)
             return None
@@ -164,6 +180,7 @@ class Checkpoint(Generic[S]):
         header = {
             "format": FORMAT,
             "version": self.version,
+            "key": self.key,
             "sha256": hashlib.sha256(state_json).hexdigest(),
         }
         return json.dumps(header, separators=(",", ":")).encode() + b"\n" + state_json
@@ -180,6 +197,8 @@ class Checkpoint(Generic[S]):
             raise _UnusableError(f"format {header.get('format')!r}, expected {FORMAT}")
         if header.get("version") != self.version:
             raise _UnusableError(f"version {header.get('version')!r}, expected {self.version!r}")
+        if header.get("key") != self.key:  # another activity's checkpoint, copied here
+            raise _UnusableError(f"saved for another key ({str(header.get('key'))[:120]!r})")
         if hashlib.sha256(state_json).hexdigest() != header.get("sha256"):
             raise _UnusableError("checksum mismatch (torn or altered)")
         try:

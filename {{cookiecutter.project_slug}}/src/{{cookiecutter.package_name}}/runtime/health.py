@@ -1,6 +1,7 @@
 """Health endpoints for Kubernetes probes: `/healthz` (liveness) and `/readyz` (readiness).
 
-    async with await start_health_server(8080, ready=lambda: worker.is_running and not draining):
+    async with await start_health_server(8080, ready=lambda: worker.is_running and not draining,
+                                         host="127.0.0.1"):
         ...
 
 `/healthz` answers 200 as long as the event loop runs: the answer comes from the loop
@@ -24,9 +25,13 @@ MAX_REQUEST_BYTES = 8192
 async def start_health_server(
     port: int,
     ready: Callable[[], bool],
-    host: str = "0.0.0.0",  # noqa: S104 (probes come from outside the pod)
+    host: str = "127.0.0.1",
 ) -> asyncio.Server:
     """Serve the endpoints on `host:port` (0: any free port) until the server is closed.
+
+    `host` is this machine only by default; a container passes `0.0.0.0` or `::` (every
+    IPv6 address, and IPv4 too where the system maps it), so that the kubelet's probes
+    reach it (the worker takes it from the `listen_host` setting).
 
     The server is an async context manager that closes it. Raises OSError if the port
     cannot be bound (in use, or not allowed).

@@ -60,14 +60,21 @@ def core_logging(level: str = "WARN") -> LoggingConfig:
     )
 
 
-def telemetry_runtime(metrics_port: int) -> Runtime:
-    """A runtime for the worker's client: metrics on `0.0.0.0:<metrics_port>/metrics`
+def bind_address(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 host in brackets (`[::]:9464`), as a socket address."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def telemetry_runtime(metrics_port: int, host: str = "127.0.0.1") -> Runtime:
+    """A runtime for the worker's client: metrics on `<host>:<metrics_port>/metrics`
     (none if 0), and the SDK Core's warnings sent through Python logging (`core_logging`:
     so they share the log format and go to stderr) instead of to stdout.
 
     Raises ValueError if the port cannot be bound. Create one per process.
     """
-    metrics = PrometheusConfig(bind_address=f"0.0.0.0:{metrics_port}") if metrics_port else None
+    metrics = None
+    if metrics_port:
+        metrics = PrometheusConfig(bind_address=bind_address(host, metrics_port))
     return Runtime(telemetry=TelemetryConfig(logging=core_logging(), metrics=metrics))
 
 

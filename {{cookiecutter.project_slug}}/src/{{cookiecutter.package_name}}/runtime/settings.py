@@ -17,6 +17,7 @@ profiles in `temporal.toml`), so the habits and files of the `temporal` CLI appl
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from typing import Any, Literal, TypeVar, get_args
@@ -30,7 +31,16 @@ from pydantic_settings import (
 )
 
 from .. import SERVICE_NAME
-from .store import check_store_url, redact_url, takes_password
+from .store import (
+    DEFAULT_TTL_SECONDS,
+    KEY_PREFIX_PATTERN,
+    StateStore,
+    check_store_url,
+    open_store,
+    redact_url,
+    redis_host,
+    takes_password,
+)
 
 ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
 ENV_FILE = ".env"
@@ -104,6 +114,20 @@ class RuntimeSettings(BaseSettings):
     """Where bodies and intermediate results live: `sqlite:///relative/path.db`,
     `sqlite:////absolute/path.db`, `redis://[user@]host[:port][/db]` or `rediss://...` (TLS)."""
 
+    store_key_prefix: str = SERVICE_NAME
+    """Every state-store key starts with `<this>:`: services sharing one Redis never see or
+    overwrite each other's values. Give each service (and each environment) its own."""
+
+    @field_validator("store_key_prefix")
+    @classmethod
+    def _key_prefix(cls, value: str) -> str:
+        if not KEY_PREFIX_PATTERN.fullmatch(value):
+            raise ValueError("letters, digits, '.', '_' and '-' only, at most 100, no ':'")
+        return value
+
+    store_ttl_seconds: float = Field(DEFAULT_TTL_SECONDS, gt=0)
+    """How long a stored value (a body, a run's lists) is kept unless it has its own TTL."""
+
     log_level: LogLevel = "INFO"
 
     @field_validator("log_level", mode="before")
@@ -119,6 +143,19 @@ class RuntimeSettings(BaseSettings):
 
     log_format: Literal["plain", "json"] = "plain"
     """`plain` lines for people, or `json`: one object per line, for log collectors."""
+
+    listen_host: str = "127.0.0.1"
+    """Address the health and metrics endpoints listen on: 127.0.0.1 (this machine only) on
+    a laptop; `0.0.0.0` (every IPv4 interface) or `::` (IPv6, and IPv4 where the system maps
+    it) in a container, so the kubelet and Prometheus can reach them."""
+
+    @field_validator("listen_host")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value.strip().strip("[]")))
+        except ValueError:
+            raise ValueError("an IP address, such as 127.0.0.1, 0.0.0.0 or ::") from None
 
     health_port: int = Field(8080, ge=0, le=65535)
     """Port of the worker's `/healthz` and `/readyz` endpoints (0: not served)."""
@@ -143,6 +180,41 @@ class RuntimeSettings(BaseSettings):
         if url is not None and not takes_password(url):
             raise ValueError("only a redis:// or rediss:// state store takes a password")
         return value
+
+    def open_store(self) -> StateStore:
+        """The state store these settings name, with the service's key prefix and TTL: what
+        the worker and `run` use (and what a test must use to see their values)."""
+        return open_store(
+            self.state_store_url,
+            password=self.state_store_password,
+            key_prefix=self.store_key_prefix,
+            ttl_seconds=self.store_ttl_seconds,
+        )
+
+    def security_warnings(self) -> list[str]:
+        """Settings that work but expose something: the worker logs each at start."""
+        warnings = []
+        host = redis_host(self.state_store_url)
+        if (
+            self.state_store_password is not None
+            and self.state_store_url.startswith("redis://")
+            and host is not None
+            and not _is_loopback(host)
+        ):
+            warnings.append(
+                f"{ENV_PREFIX}STATE_STORE_PASSWORD is sent unencrypted to {host}"
+                f" ({ENV_PREFIX}STATE_STORE_URL is redis://): use rediss:// (TLS)"
+            )
+        return warnings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
 
 
 S = TypeVar("S", bound=RuntimeSettings)

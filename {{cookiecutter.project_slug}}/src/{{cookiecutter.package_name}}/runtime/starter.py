@@ -3,7 +3,10 @@
 What every `run` command needs, whatever the workflow: connect (the SDK Core's logs to
 stderr, so stdout carries only the result), start on the service's task queue, print the
 workflow's id and UI link to stderr, wait, then print the result (JSON unless `show` says
-otherwise) and return an exit code: 0 completed, 1 failed or unreachable.
+otherwise) and return an exit code: 0 completed, 1 failed or unreachable, 2 bad input
+(`InputError`: a URL file that cannot be read or is not text, a state store that cannot be
+opened or reached). Text that came from outside (URLs, reasons, ids) is printed through
+`printable`, so a control character in a URL never reaches the terminal raw.
 
     def run(settings: Settings, args: argparse.Namespace) -> int:
         return start_and_print(settings, InvoiceSync.run, SyncRequest(since=args.since), "sync")
@@ -31,15 +34,65 @@ I = TypeVar("I")  # noqa: E741 (the workflow's input)
 R = TypeVar("R")
 
 
+MAX_URLS_FILE_BYTES = 256 * 1024 * 1024
+"""A bigger `--urls-file` is refused: far more than a run takes (about 2 million URLs),
+and never read into memory whole (think of /dev/zero)."""
+
+
+class InputError(ValueError):
+    """Input that `run` cannot use: one line for stderr, and exit code 2."""
+
+
 def read_urls(urls: list[str], urls_file: Path | None) -> list[str]:
-    """URLs from the command line, then from a file (one per line, `#` starts a comment)."""
+    """URLs from the command line, then from a file (one per line, `#` starts a comment).
+
+    The file must be UTF-8 text (a byte-order mark is skipped); anything else, or a file
+    that cannot be read, raises `InputError` saying why. The URLs themselves are not judged
+    here: a bad one is that URL's failure, with its reason, in the result. Lines end at
+    `\\n` only, so a stray control character stays in its URL (and is shown escaped).
+    """
     found = list(urls)
-    if urls_file is not None:
-        for line in urls_file.read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                found.append(line)
+    if urls_file is None:
+        return found
+    name = printable(str(urls_file))
+    try:
+        with urls_file.open("rb") as file:
+            data = file.read(MAX_URLS_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"--urls-file {name}: {exc.strerror or exc}") from None
+    if len(data) > MAX_URLS_FILE_BYTES:
+        raise InputError(f"--urls-file {name}: larger than {MAX_URLS_FILE_BYTES} bytes")
+    if b"\0" in data:
+        raise InputError(f"--urls-file {name}: not a text file (it holds NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"--urls-file {name}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})"
+        ) from None
+    for line in text.split("\n"):
+        line = line.split("#", 1)[0].strip()
+        if line:
+            found.append(line)
     return found
+
+
+def printable(text: str, *, keep_newlines: bool = True) -> str:
+    """`text` with every non-printable character (control characters, terminal escapes,
+    lone surrogates from undecodable arguments) written as a Python escape (`\\x1b`);
+    line breaks are kept unless `keep_newlines` is false (an error's one line). For
+    anything from outside that goes to a terminal."""
+    lines = text.split("\n") if keep_newlines else [text]
+    return "\n".join(
+        "".join(ch if ch.isprintable() else _escape(ch) for ch in line) for line in lines
+    )
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def new_workflow_id(prefix: str) -> str:
@@ -63,7 +116,7 @@ def start_and_print(
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"interrupted; workflow {workflow_id} goes on running", file=sys.stderr)
+        print(f"interrupted; workflow {printable(workflow_id)} goes on running", file=sys.stderr)
         return 130
 
 
@@ -80,18 +133,21 @@ async def _start_and_wait(
             workflow_run, request, id=workflow_id, task_queue=settings.task_queue
         )
     except TemporalError as exc:
-        print(f"error: could not start workflow {workflow_id}: {exc}", file=sys.stderr)
+        shown = printable(f"{workflow_id}: {exc}")
+        print(f"error: could not start workflow {shown}", file=sys.stderr)
         return 1
-    print(f"started workflow {workflow_id} on task queue {settings.task_queue}", file=sys.stderr)
+    shown_id = printable(workflow_id)
+    print(f"started workflow {shown_id} on task queue {settings.task_queue}", file=sys.stderr)
     ui = settings.temporal_ui_url or default_ui_url(client.service_client.config.target_host)
     if ui:
-        print(f"  {workflow_link(ui, client.namespace, workflow_id)}", file=sys.stderr)
+        print(f"  {printable(workflow_link(ui, client.namespace, workflow_id))}", file=sys.stderr)
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        print(f"error: workflow {workflow_id} failed: {innermost_cause(exc)}", file=sys.stderr)
+        shown = printable(f"{workflow_id} failed: {innermost_cause(exc)}")
+        print(f"error: workflow {shown}", file=sys.stderr)
         return 1
-    print(show(result) if show is not None else as_json(result))
+    print(printable(show(result)) if show is not None else as_json(result))
     return 0
 
 

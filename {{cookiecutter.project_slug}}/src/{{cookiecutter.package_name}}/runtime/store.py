@@ -5,15 +5,24 @@ stored in it, and histories have hard size limits), so they put them here and pa
 small keys around instead. The interface is deliberately tiny (get, put, delete by
 string key) so that another backend is a page of code.
 
+Two rules keep a shared store safe. Every key is stored under the service's `key_prefix`
+(`<prefix>:<key>`; the setting `STORE_KEY_PREFIX`, the project's name by default), so two
+services on one Redis never read or overwrite each other's values. Every value expires:
+a put without `ttl_seconds` gets the store's `ttl_seconds` (the setting
+`STORE_TTL_SECONDS`), so the store holds what recent runs need and never only grows.
+What a store gives back is still only bytes someone wrote: check it before use
+(`get_verified` for a body stored under its SHA-256; `Memo` and `Checkpoint` check theirs).
+
 `SqliteStateStore` is the embedded default: one file, no server, and safe for several
 worker processes on one host (SQLite's WAL mode and a busy timeout serialise writers).
 `RedisStateStore` is the shared one: workers on any number of hosts see the same values.
 The URL chooses:
 
-    store = open_store("sqlite:///.state/state.db")
+    store = open_store("sqlite:///.state/state.db", key_prefix="invoices", ttl_seconds=86400)
     store = open_store("rediss://redis.internal:6380/0", password=SecretStr("..."))
-    await store.put("body:ab12...", b"...")
-    body = await store.get("body:ab12...")   # None if missing or expired
+    await store.put("body:ab12...", b"...")          # stored as invoices:body:ab12...
+    body = await store.get("body:ab12...")           # None if missing or expired
+    body = await store.get_verified("body:ab12...", "ab12...")  # None if it is not that body
     await store.close()
 
 A URL never holds a password (it ends up in logs and error messages): `check_store_url`
@@ -22,10 +31,11 @@ rejects one that does, and the password comes separately, as a `SecretStr`.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
+import hashlib
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -44,27 +54,88 @@ if TYPE_CHECKING:  # annotations only: this module needs nothing beyond the stan
 
 T = TypeVar("T")
 
+DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+"""How long a value put without a TTL of its own is kept (`open_store`'s default)."""
+KEY_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""A key prefix: letters, digits, `.`, `_`, `-`; no `:`, which separates it from the key."""
+
+logger = logging.getLogger(__name__)
+
 
 class StateStoreError(Exception):
-    """The store could not be reached, or refused us (a Redis that is down, a bad password)."""
+    """The store could not be reached, or refused us (a Redis that is down, a bad password,
+    a SQLite file that cannot be created or written)."""
 
 
-class StateStore(abc.ABC):
-    """Async key-value store of bytes, with JSON helpers; values may expire."""
+class StateStore:
+    """Async key-value store of bytes, with JSON helpers; every value expires.
 
-    @abc.abstractmethod
+    A backend implements `_get`, `_put` and `_delete` on full keys; the public methods add
+    the key prefix and the default TTL, so no caller can forget either. A wrapper around
+    another store (a test's gate, a recorder) overrides `get`, `put` and `delete` instead.
+    """
+
+    key_prefix = ""
+    ttl_seconds: float | None = None
+
+    def __init__(self, *, key_prefix: str = "", ttl_seconds: float | None = None) -> None:
+        if key_prefix and not KEY_PREFIX_PATTERN.fullmatch(key_prefix):
+            raise ValueError(
+                f"key prefix {key_prefix!r}: letters, digits, '.', '_' and '-' only (at most 100)"
+            )
+        if ttl_seconds is not None and not ttl_seconds > 0:
+            raise ValueError(f"ttl_seconds must be positive, not {ttl_seconds}")
+        self.key_prefix = key_prefix
+        self.ttl_seconds = ttl_seconds
+
+    def full_key(self, key: str) -> str:
+        """The key as the backend stores it: `<prefix>:<key>` (just `key` without a prefix)."""
+        return f"{self.key_prefix}:{key}" if self.key_prefix else key
+
     async def get(self, key: str) -> bytes | None:
         """The value stored under `key`, or None if there is none (or it expired)."""
+        return await self._get(self.full_key(key))
 
-    @abc.abstractmethod
     async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
-        """Store `value` under `key` atomically, replacing any previous value."""
+        """Store `value` under `key` atomically, replacing any previous value; it expires after
+        `ttl_seconds`, or the store's own TTL when that is None."""
+        ttl = self.ttl_seconds if ttl_seconds is None else ttl_seconds
+        await self._put(self.full_key(key), value, ttl_seconds=ttl)
 
-    @abc.abstractmethod
     async def delete(self, key: str) -> None:
         """Remove `key`; removing a missing key is not an error."""
+        await self._delete(self.full_key(key))
 
-    async def close(self) -> None:  # noqa: B027 (optional: only stores with connections)
+    async def get_verified(self, key: str, sha256: str) -> bytes | None:
+        """The value under `key` if its SHA-256 is `sha256` (a body stored by its hash, the
+        claim check); None if it is missing or is not that content, which is logged once
+        as a warning. Treat None as a miss: fetch or compute it again, never use the value."""
+        value = await self.get(key)
+        if value is None:
+            return None
+        if hashlib.sha256(value).hexdigest() != sha256.lower():
+            logger.warning(
+                "state store value %s ignored: its SHA-256 is not %s (altered or corrupt);"
+                " it is fetched or computed again",
+                key,
+                sha256,
+            )
+            return None
+        return value
+
+    async def _get(self, key: str) -> bytes | None:
+        """The value under the full key `key`, or None (a backend implements it)."""
+        raise NotImplementedError
+
+    async def _put(self, key: str, value: bytes, *, ttl_seconds: float | None) -> None:
+        """Store `value` under the full key `key`, expiring after `ttl_seconds` (None: never)."""
+        raise NotImplementedError
+
+    async def _delete(self, key: str) -> None:
+        """Remove the full key `key` (a backend implements it)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
         """Release connections; the store must not be used afterwards."""
 
     async def get_json(self, key: str) -> Any | None:
@@ -93,11 +164,24 @@ class SqliteStateStore(StateStore):
 
     sqlite3 is blocking, so every call runs on one dedicated thread: the event loop
     never waits on disk, and the connection is only ever used from the thread that made it.
+    Expired rows are never read; they are deleted when the file is opened and then at most
+    every `purge_every_seconds` by a put, so the file does not only grow.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_seconds: float = 30.0,
+        key_prefix: str = "",
+        ttl_seconds: float | None = None,
+        purge_every_seconds: float = 600.0,
+    ) -> None:
+        super().__init__(key_prefix=key_prefix, ttl_seconds=ttl_seconds)
         self.path = Path(path)
         self._busy_timeout = busy_timeout_seconds
+        self._purge_every = purge_every_seconds
+        self._last_purge = 0.0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
 
@@ -105,15 +189,24 @@ class SqliteStateStore(StateStore):
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-            self._use_wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS kv ("
-                " key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)"
-            )
-            conn.execute("DELETE FROM kv WHERE expires_at <= ?", (time.time(),))
+            try:
+                self._use_wal(conn)
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS kv ("
+                    " key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL)"
+                )
+                self._purge(conn)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
+
+    def _purge(self, conn: sqlite3.Connection) -> None:
+        """Delete the expired rows (reads skip them anyway): this is what bounds the file."""
+        conn.execute("DELETE FROM kv WHERE expires_at <= ?", (time.time(),))
+        self._last_purge = time.monotonic()
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
         """Switch the file to WAL mode. Two processes opening a new file at once can find it
@@ -129,33 +222,44 @@ class SqliteStateStore(StateStore):
                 time.sleep(0.02)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+        """`fn` on the store's thread; a file that cannot be created, opened or written is
+        one short `StateStoreError` naming the path (not a traceback from sqlite3)."""
 
-    async def get(self, key: str) -> bytes | None:
-        def _get(conn: sqlite3.Connection) -> bytes | None:
+        def call() -> T:
+            try:
+                return fn(self._connection())
+            except (sqlite3.Error, OSError) as exc:
+                raise StateStoreError(f"SQLite state store {self.path}: {exc}") from None
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, call)
+
+    async def _get(self, key: str) -> bytes | None:
+        def get(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute(
                 "SELECT value FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
                 (key, time.time()),
             ).fetchone()
             return None if row is None else bytes(row[0])
 
-        return await self._run(_get)
+        return await self._run(get)
 
-    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+    async def _put(self, key: str, value: bytes, *, ttl_seconds: float | None) -> None:
         expires_at = None if ttl_seconds is None else time.time() + ttl_seconds
 
-        def _put(conn: sqlite3.Connection) -> None:
+        def put(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
                 " expires_at = excluded.expires_at",
                 (key, value, expires_at),
             )
+            if time.monotonic() - self._last_purge >= self._purge_every:
+                self._purge(conn)
 
-        await self._run(_put)
+        await self._run(put)
 
-    async def delete(self, key: str) -> None:
+    async def _delete(self, key: str) -> None:
         await self._run(lambda conn: conn.execute("DELETE FROM kv WHERE key = ?", (key,)))
 
     async def close(self) -> None:
@@ -189,7 +293,15 @@ class RedisStateStore(StateStore):
     (bodies, signatures): run Redis with persistence (AOF) or a managed, replicated one.
     """
 
-    def __init__(self, url: str, *, password: SecretStr | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: SecretStr | None = None,
+        key_prefix: str = "",
+        ttl_seconds: float | None = None,
+    ) -> None:
+        super().__init__(key_prefix=key_prefix, ttl_seconds=ttl_seconds)
         # Imported here, not at the top: redis.asyncio takes ~0.3 s to import, which every
         # short CLI call and SQLite-only process would pay for nothing.
         import redis.asyncio
@@ -230,18 +342,18 @@ class RedisStateStore(StateStore):
         except self._unreachable as exc:
             raise StateStoreError(f"Redis state store {self.url}: {exc}") from None
 
-    async def get(self, key: str) -> bytes | None:
+    async def _get(self, key: str) -> bytes | None:
         with self._compact_errors():
             value = await self._client.get(key)
         return None if value is None else bytes(value)
 
-    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+    async def _put(self, key: str, value: bytes, *, ttl_seconds: float | None) -> None:
         # PX takes whole milliseconds, at least 1; without it, SET also drops an old TTL.
         px = None if ttl_seconds is None else max(1, math.ceil(ttl_seconds * 1000))
         with self._compact_errors():
             await self._client.set(key, value, px=px)
 
-    async def delete(self, key: str) -> None:
+    async def _delete(self, key: str) -> None:
         with self._compact_errors():
             await self._client.delete(key)
 
@@ -316,6 +428,14 @@ def redact_url(url: str) -> str:
     return re.sub(r"([?&][^=&#]*pass[^=&#]*=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
+def redis_host(url: str) -> str | None:
+    """The host a valid `redis://` or `rediss://` URL names; None for any other URL."""
+    try:
+        return _redis_target(url).host if takes_password(url) else None
+    except ValueError:
+        return None
+
+
 def takes_password(url: str) -> bool:
     """Whether the store at `url` can use a password (Redis can, SQLite cannot)."""
     return url.partition("://")[0] in REDIS_SCHEMES
@@ -333,17 +453,27 @@ def check_store_url(url: str) -> str:
     return url
 
 
-def open_store(url: str, *, password: SecretStr | None = None) -> StateStore:
+def open_store(
+    url: str,
+    *,
+    password: SecretStr | None = None,
+    key_prefix: str = "",
+    ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+) -> StateStore:
     """The store a URL names (see `_EXPECTED_URL`); `password` is for Redis only.
 
-    Nothing connects yet: a Redis that is down makes the first call fail, not this one.
+    Every key is stored as `<key_prefix>:<key>`, and a put without a TTL of its own gets
+    `ttl_seconds`. A service opens its store with its settings (`RuntimeSettings.open_store`),
+    which give both. Nothing connects yet: a Redis that is down makes the first call fail.
     """
     try:
         check_store_url(url)
     except ValueError as exc:
         raise ValueError(f"state store URL {redact_url(url)!r}: {exc}") from None
     if takes_password(url):
-        return RedisStateStore(url, password=password)
+        return RedisStateStore(
+            url, password=password, key_prefix=key_prefix, ttl_seconds=ttl_seconds
+        )
     if password is not None:
         raise ValueError("a SQLite state store takes no password")
-    return SqliteStateStore(str(_sqlite_path(url)))
+    return SqliteStateStore(str(_sqlite_path(url)), key_prefix=key_prefix, ttl_seconds=ttl_seconds)

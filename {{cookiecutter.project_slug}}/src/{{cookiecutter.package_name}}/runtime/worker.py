@@ -34,7 +34,7 @@ from .health import start_health_server
 from .metrics import telemetry_runtime
 from .pool import CpuPool
 from .settings import ENV_PREFIX, RuntimeSettings
-from .store import StateStore, open_store
+from .store import StateStore
 from .watchdog import LoopWatchdog
 
 # The SDK sends heartbeats at most every 0.8 x heartbeat timeout (capped by this), and a
@@ -111,7 +111,9 @@ async def run_worker(
     `wrap_store` lets a test put a wrapper around the state store the activities use (a gate
     that holds them at a known point: tests/toolkit/gate.py); the service itself passes none.
     """
-    runtime = _telemetry(settings.metrics_port)  # serves /metrics from here on
+    for warning in settings.security_warnings():
+        log.warning("%s", warning)
+    runtime = _telemetry(settings.metrics_port, settings.listen_host)  # serves /metrics now
     worker: Worker | None = None
     stop = asyncio.Event()
 
@@ -119,16 +121,15 @@ async def run_worker(
         return worker is not None and worker.is_running and not stop.is_set()
 
     # /healthz answers while connecting too: a worker waiting for its server is alive.
-    async with await _health(settings.health_port, ready):
+    async with await _health(settings.health_port, ready, settings.listen_host):
         client = await connect(settings, runtime)
         stop_on_signals(stop)  # not before: a signal while connecting ends the process
 
         # The pool is shut down after the worker has drained (`with` exits last).
         with CpuPool(settings.cpu_processes) as pool:
             warm_up = asyncio.create_task(pool.warm_up())  # in the background
-            store_password = settings.state_store_password
             async with (
-                open_store(settings.state_store_url, password=store_password) as store,
+                settings.open_store() as store,
                 LoopWatchdog(settings.loop_lag_warning_seconds) as watchdog,
             ):
                 if wrap_store is not None:
@@ -145,30 +146,31 @@ def _log_started(worker: Worker, settings: RuntimeSettings) -> None:
     client = worker.client
     log.info(
         "worker started: address=%s namespace=%s task_queue=%s identity=%s processes=%d"
-        " health_port=%d metrics_port=%d",
+        " listen_host=%s health_port=%d metrics_port=%d",
         client.service_client.config.target_host,
         client.namespace,
         settings.task_queue,
         client.identity,
         settings.cpu_processes,
+        settings.listen_host,
         settings.health_port,
         settings.metrics_port,
     )
 
 
-def _telemetry(metrics_port: int) -> Runtime:
+def _telemetry(metrics_port: int, host: str) -> Runtime:
     try:
-        return telemetry_runtime(metrics_port)
+        return telemetry_runtime(metrics_port, host)
     except ValueError as exc:  # the SDK's error when the exporter cannot bind
         raise PortUnavailableError("metrics_port", metrics_port, exc) from None
 
 
 async def _health(
-    port: int, ready: Callable[[], bool]
+    port: int, ready: Callable[[], bool], host: str
 ) -> contextlib.AbstractAsyncContextManager[object]:
     if not port:
         return contextlib.nullcontext()
     try:
-        return await start_health_server(port, ready)
+        return await start_health_server(port, ready, host)
     except OSError as exc:
         raise PortUnavailableError("health_port", port, exc) from None

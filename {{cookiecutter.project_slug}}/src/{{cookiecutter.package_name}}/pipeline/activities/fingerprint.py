@@ -41,6 +41,8 @@ from ..models import (
 
 MINHASH_VERSION = 1  # bump when `minhash.signature` changes: old memo entries stop matching
 CHECKPOINT_TTL_SECONDS = 24 * 3600  # checkpoints of abandoned runs must not pile up
+MISSING_BODY = "MissingBody"
+"""The error type of a body that is gone from the store or is not its SHA-256's content."""
 
 
 class FingerprintState(BaseModel):
@@ -87,21 +89,33 @@ class FingerprintActivities:
             every_seconds=self.checkpoint_every_seconds,
             ttl_seconds=CHECKPOINT_TTL_SECONDS,
         )
-        loaded = await checkpoint.load()
+        documents = await self._documents(request.documents_key)
+        wanted = sorted({d.sha256 for d in documents})
+
+        def check(saved: FingerprintState) -> None:
+            """A checkpoint of this batch: its bodies only, each a signature of the right size."""
+            unknown = saved.signatures.keys() - set(wanted)
+            if unknown:
+                raise ValueError(f"{len(unknown)} signatures of bodies not in this batch")
+            for signature in saved.signatures.values():
+                minhash.checked_signature(signature, params.num_perm)
+
+        loaded = await checkpoint.load(check)
         state = loaded or FingerprintState()
         restored = len(state.signatures)
         if loaded is not None:
             metrics.checkpoint_restores.add(1)
             metrics.signatures_restored.add(restored)
-        documents = await self._documents(request.documents_key)
-        wanted = sorted({d.sha256 for d in documents})
 
         memoized = 0
         todo = []
         for sha256 in wanted:
             if sha256 in state.signatures:
                 continue
-            cached = await self.memo.get(signature_memo_key(sha256, params))
+            cached = await self.memo.get(
+                signature_memo_key(sha256, params),
+                lambda value: minhash.checked_signature(value, params.num_perm),
+            )
             if cached is not None:
                 state.signatures[sha256] = cached
                 memoized += 1
@@ -163,9 +177,14 @@ class FingerprintActivities:
         return FetchResult.model_validate_json(stored).documents
 
     async def _text(self, sha256: str) -> str:
-        body = await self.store.get(body_key(sha256))
-        if body is None:  # stage 1 stored it; it can only be gone if the store lost it
-            raise ApplicationError(f"body {sha256} is not in the state store", type="MissingBody")
+        # Checked against its SHA-256: a body altered in the store is never fingerprinted.
+        body = await self.store.get_verified(body_key(sha256), sha256)
+        if body is None:  # stage 1 stored it: the store lost it, or it was altered since
+            raise ApplicationError(
+                f"body {sha256} is missing from the state store, or is not that content",
+                type=MISSING_BODY,
+                non_retryable=True,  # the same read would fail again: the batch fetches again
+            )
         return body.decode("utf-8", errors="replace")
 
 
