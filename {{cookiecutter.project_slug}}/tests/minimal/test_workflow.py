@@ -27,8 +27,6 @@ from {{ cookiecutter.package_name }}.minimal.workflows import (
 from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
 )
-from {{ cookiecutter.package_name }}.runtime.store import (
-)
 from {{ cookiecutter.package_name }}.runtime.worker import (
     build_worker,
 )
