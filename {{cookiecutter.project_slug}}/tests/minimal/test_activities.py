@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from {{ cookiecutter.package_name }}.minimal.activities import (
@@ -135,6 +136,43 @@ async def test_a_bad_memo_entry_is_recomputed(store: StateStore, pool: CpuPool) 
     await store.put_json(memo_key("page_stats", STATS_VERSION, sha, 2), {"words": "many"})
     request = ComputeRequest(sha256s=[sha], rounds=2)
     result = await ActivityEnvironment().run(computer(store, pool).compute_stats, request)
+    assert result == {sha: page_stats(text, 2)}
+
+
+async def test_another_pages_memo_entry_is_never_used(store: StateStore, pool: CpuPool) -> None:
+    """An entry holds the key it was stored under: one page's statistics copied over
+    another's key are a miss, and the page's own are computed."""
+    (one, text_one), (two, _) = await stored_bodies(store, 2, f"swap{uuid.uuid4().hex[:8]}")
+    request = ComputeRequest(sha256s=[one, two], rounds=2)
+    await ActivityEnvironment().run(computer(store, pool).compute_stats, request)
+    key_one = memo_key("page_stats", STATS_VERSION, one, 2)
+    key_two = memo_key("page_stats", STATS_VERSION, two, 2)
+    await store.put(key_one, await store.get(key_two) or b"")  # the other page's result
+    again = await ActivityEnvironment().run(computer(store, pool).compute_stats, request)
+    assert again[one] == page_stats(text_one, 2)
+
+
+async def test_an_altered_body_is_never_used(store: StateStore, pool: CpuPool) -> None:
+    """Bodies are checked against their SHA-256 on read: one altered in the store fails the
+    activity as MissingBody, not retried (the workflow downloads again)."""
+    ((sha, _),) = await stored_bodies(store, 1, f"altered{uuid.uuid4().hex[:8]}")
+    await store.put(text_key(sha), b"another page altogether")
+    request = ComputeRequest(sha256s=[sha], rounds=2)
+    with pytest.raises(ApplicationError) as failed:
+        await ActivityEnvironment().run(computer(store, pool).compute_stats, request)
+    assert (failed.value.type, failed.value.non_retryable) == ("MissingBody", True)
+
+
+async def test_a_checkpoint_of_other_pages_is_ignored(store: StateStore, pool: CpuPool) -> None:
+    ((sha, text),) = await stored_bodies(store, 1, f"foreign{uuid.uuid4().hex[:8]}")
+    env = ActivityEnvironment()
+    foreign = StatsState(stats={"f" * 64: page_stats("not this page", 2)})
+    checkpoint = Checkpoint(
+        store, activity_checkpoint_key(env.info), StatsState, every_items=1, every_seconds=1
+    )
+    await checkpoint.save(foreign)
+    request = ComputeRequest(sha256s=[sha], rounds=2)
+    result = await env.run(computer(store, pool).compute_stats, request)
     assert result == {sha: page_stats(text, 2)}
 
 

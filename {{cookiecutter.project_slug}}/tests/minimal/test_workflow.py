@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client
 
 from {{ cookiecutter.package_name }}.app import (
@@ -26,6 +27,9 @@ from {{ cookiecutter.package_name }}.minimal.workflows import (
 )
 from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
+)
+from {{ cookiecutter.package_name }}.runtime.store import (
+    StateStore,
 )
 from {{ cookiecutter.package_name }}.runtime.worker import (
     build_worker,
@@ -71,6 +75,55 @@ async def test_every_page_gets_its_stats_or_its_error(
         (urls[1], None, "HTTP 500"),
         (urls[2], expected, None),  # the same body: computed once, found twice
     ]
+
+
+class AltersABodyOnce(StateStore):
+    """`inner`, except that the first body compute_stats reads has just been altered in the
+    store: a poisoned (or corrupted) value between the two activities."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.altered: list[str] = []
+
+    async def get(self, key: str) -> bytes | None:
+        in_stats = activity.in_activity() and activity.info().activity_type == "compute_stats"
+        if key.startswith("text:") and in_stats and not self.altered:
+            self.altered.append(key)
+            await self.inner.put(key, b"another page altogether")
+        return await self.inner.get(key)
+
+    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+        await self.inner.put(key, value, ttl_seconds=ttl_seconds)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+
+async def test_a_body_altered_in_the_store_is_downloaded_again_never_used(
+    client: Client, pool: CpuPool, site: LocalSite, tmp_path: Path, task_queue: str
+) -> None:
+    settings = make_settings(tmp_path, task_queue=task_queue)
+    urls = [site.url("doc/altered")]
+    async with settings.open_store() as store:
+        altering = AltersABodyOnce(store)
+        async with build_worker(client, settings, register(settings, altering, pool)):
+            handle = await client.start_workflow(
+                StatsWorkflow.run,
+                StatsRequest(urls=urls, rounds=3),
+                id=f"stats-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+            async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):
+                result = await handle.result()
+    assert len(altering.altered) == 1
+    assert [p.stats for p in result.pages] == [page_stats(document_text("altered"), 3)]
+    history = await handle.fetch_history()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == ["download_pages", "compute_stats"] * 2
 
 
 def run_cli(*arguments: str, env: dict[str, str]) -> tuple[int, str, str]:
