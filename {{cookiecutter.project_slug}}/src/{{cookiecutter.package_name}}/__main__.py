@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime.client import TemporalUnreachableError
     from .runtime.logs import configure_logging
     from .runtime.settings import load_settings
-    from .runtime.worker import PortUnavailableError, run_worker
+    from .runtime.worker import PortUnavailableError, StoreUnusableError, run_worker
 
     settings = load_settings(app.SERVICE.settings)
     configure_logging(settings.log_level, settings.log_format)
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TemporalUnreachableError, PortUnavailableError) as exc:
         log.error("%s", exc)
         return 1
+    except StoreUnusableError as exc:  # a bad setting, as load_settings reports them
+        log.error("%s", exc)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C while still connecting: nothing to drain
         return 130
     return 0

@@ -124,6 +124,21 @@ async def test_a_redis_password_in_the_clear_is_warned_at_start(tmp_path: Path) 
     assert password not in text
 
 
+async def test_an_unusable_sqlite_store_stops_the_worker_with_one_line(tmp_path: Path) -> None:
+    """Exit 2, as for any bad setting, before Temporal is contacted (a closed local port)."""
+    (tmp_path / "file").write_text("a file, not a folder")
+    path = tmp_path / "file" / "state.db"
+    env = service_env(
+        f"127.0.0.1:{free_port()}", connect_timeout_seconds=1, state_store_url=f"sqlite:///{path}"
+    )
+    code, text = await run_process(sys.executable, "-m", PACKAGE, "worker", env=env, timeout=60)
+    assert code == 2, text
+    assert "Traceback" not in text
+    [line] = [line for line in text.splitlines() if "STATE_STORE_URL" in line]
+    assert f"STATE_STORE_URL: SQLite state store {path}: " in line, text
+    assert "not reachable" not in text  # it never got as far as Temporal
+
+
 def listening_addresses(port: int) -> set[str]:
     """The local addresses of the sockets listening on TCP `port`, from /proc (IPv4 and 6)."""
     found = set()

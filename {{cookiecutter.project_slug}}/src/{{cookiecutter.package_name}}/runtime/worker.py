@@ -34,7 +34,7 @@ from .health import start_health_server
 from .metrics import telemetry_runtime
 from .pool import CpuPool
 from .settings import ENV_PREFIX, RuntimeSettings
-from .store import StateStore
+from .store import SqliteStateStore, StateStore, StateStoreError
 from .watchdog import LoopWatchdog
 
 # The SDK sends heartbeats at most every 0.8 x heartbeat timeout (capped by this), and a
@@ -53,6 +53,23 @@ class PortUnavailableError(Exception):
             f"{ENV_PREFIX}{setting.upper()}={port}: {reason}"
             " (choose another port, or 0 to serve none)"
         )
+
+
+class StoreUnusableError(Exception):
+    """The SQLite state store of the settings cannot be opened or written: a bad setting."""
+
+
+async def check_sqlite_store(settings: RuntimeSettings) -> None:
+    """Open a SQLite state store once, at start: a path that cannot be created or written is
+    a bad setting, which stops the worker with one line (rather than failing every activity
+    later). A Redis that is down at start is not checked here: it may be starting too, and
+    activities retry until it is back (see store.py)."""
+    async with settings.open_store() as store:
+        if isinstance(store, SqliteStateStore):
+            try:
+                await store.get("start-check")
+            except StateStoreError as exc:
+                raise StoreUnusableError(f"{ENV_PREFIX}STATE_STORE_URL: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,7 @@ async def run_worker(
     """
     for warning in settings.security_warnings():
         log.warning("%s", warning)
+    await check_sqlite_store(settings)
     runtime = _telemetry(settings.metrics_port, settings.listen_host)  # serves /metrics now
     worker: Worker | None = None
     stop = asyncio.Event()
