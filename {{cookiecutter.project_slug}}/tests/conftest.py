@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -66,6 +67,7 @@ __all__ = [  # what other test modules import from here
     "_own_groups",
     "address_of",
     "count_keys",
+    "expiries",
     "free_port",
     "make_settings",
     "run_in_group",
@@ -143,6 +145,25 @@ def count_keys(url: str, prefix: str) -> int:
             return int(db.execute(query, (len(prefix), prefix)).fetchone()[0])
     with redis.Redis.from_url(url) as client:
         return sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=1000))
+
+
+def expiries(url: str) -> dict[str, float | None]:
+    """Every key in the store at `url`, read directly, with the seconds until it expires
+    (None: never); expired rows that SQLite has not purged yet are left out."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            now = time.time()
+            rows = db.execute("SELECT key, expires_at FROM kv").fetchall()
+            return {
+                key: None if at is None else at - now for key, at in rows if at is None or at > now
+            }
+    with redis.Redis.from_url(url) as client:
+        found = {}
+        for key in client.scan_iter(count=1000):
+            pttl = int(client.pttl(key))
+            if pttl != -2:
+                found[key.decode()] = None if pttl == -1 else pttl / 1000
+        return found
 
 
 @pytest.fixture

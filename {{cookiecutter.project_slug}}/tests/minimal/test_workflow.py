@@ -13,11 +13,19 @@ import pytest
 from temporalio import activity
 from temporalio.client import Client
 
+from {{ cookiecutter.package_name }} import (
+    SERVICE_NAME,
+)
 from {{ cookiecutter.package_name }}.app import (
     register,
 )
 from {{ cookiecutter.package_name }}.minimal.models import (
+    PageResult,
     StatsRequest,
+    StatsResult,
+)
+from {{ cookiecutter.package_name }}.minimal.starter import (
+    summary,
 )
 from {{ cookiecutter.package_name }}.minimal.textstats import (
     page_stats,
@@ -38,6 +46,7 @@ from {{ cookiecutter.package_name }}.runtime.worker import (
 from ..conftest import (
     PACKAGE,
     address_of,
+    expiries,
     free_port,
     make_settings,
     run_in_group,
@@ -75,6 +84,30 @@ async def test_every_page_gets_its_stats_or_its_error(
         (urls[1], None, "HTTP 500"),
         (urls[2], expected, None),  # the same body: computed once, found twice
     ]
+
+
+async def test_every_key_has_the_service_prefix_and_a_ttl(
+    client: Client, pool: CpuPool, site: LocalSite, store_url: str, tmp_path: Path, task_queue: str
+) -> None:
+    """After a run, on each backend: every key has the service's prefix and an expiry."""
+    settings = make_settings(tmp_path, task_queue=task_queue, state_store_url=store_url)
+    async with settings.open_store() as store:
+        # redis-py imports some modules on its first command: done here, not while a workflow
+        # task runs in the sandbox (which warns about imports it sees then).
+        await store.get("warm-up")
+        async with build_worker(client, settings, register(settings, store, pool)):
+            handle = await client.start_workflow(
+                StatsWorkflow.run,
+                StatsRequest(urls=[site.url("doc/ttl-one"), site.url("doc/ttl-two")], rounds=2),
+                id=f"stats-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+            async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):
+                await handle.result()
+    found = expiries(store_url)
+    assert {key.split(":")[1] for key in found} >= {"text", "memo"}, sorted(found)
+    assert [key for key in found if not key.startswith(f"{SERVICE_NAME}:")] == []
+    assert [key for key, ttl in found.items() if ttl is None] == []
 
 
 class AltersABodyOnce(StateStore):
@@ -181,3 +214,14 @@ async def test_a_bad_urls_file_is_one_line_and_exit_2(tmp_path: Path, case: str)
     env = service_env(f"127.0.0.1:{free_port()}", connect_timeout_seconds=2)
     code, stdout, stderr = await asyncio.to_thread(run_cli, "--urls-file", str(urls), env=env)
     assert (code, stdout, stderr) == (2, "", expected)
+
+
+def test_the_summary_shows_a_hostile_url_escaped() -> None:
+    """A URL holding terminal escapes is printed escaped: it cannot clear the screen or
+    retitle the window of whoever runs `run`."""
+    hostile = "http://127.0.0.1:9/x?\x1b[2J\x1b]0;owned\x07"
+    shown = summary(StatsResult(pages=[PageResult(url=hostile, error="HTTP 404")]))
+    assert (
+        shown.splitlines()[0] == "http://127.0.0.1:9/x?\\x1b[2J\\x1b]0;owned\\x07  failed: HTTP 404"
+    )
+    assert "\x1b" not in shown

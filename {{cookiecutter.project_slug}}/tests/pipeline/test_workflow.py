@@ -12,6 +12,9 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
+from {{ cookiecutter.package_name }} import (
+    SERVICE_NAME,
+)
 from {{ cookiecutter.package_name }}.app import (
     Settings,
     register,
@@ -41,7 +44,7 @@ from {{ cookiecutter.package_name }}.runtime.worker import (
     build_worker,
 )
 
-from ..conftest import make_settings
+from ..conftest import expiries, make_settings
 from ..toolkit.http_site import LocalSite
 
 RESULT_TIMEOUT_SECONDS = 120
@@ -77,6 +80,9 @@ async def run_pipeline(
 ) -> tuple[WorkflowHandle[PipelineWorkflow, PipelineResult], PipelineResult, PipelineReport]:
     """Run one pipeline on a worker of its own; its result and the report read back."""
     async with settings.open_store() as store:
+        # redis-py imports some modules on its first command: done here, not while a workflow
+        # task runs in the sandbox (which warns about imports it sees then).
+        await store.get("warm-up")
         worker_store = store if wrap_store is None else wrap_store(store)
         async with build_worker(client, settings, register(settings, worker_store, pool)):
             return await _run(client, settings, request, store)
@@ -306,6 +312,27 @@ async def test_a_body_altered_in_the_store_is_fetched_again_never_used(
     assert (result.stats.fetched, result.stats.failed) == (3, 0)
     history = await client.get_workflow_handle(batch_workflow_id(handle.id, 0)).fetch_history()
     assert activities(history) == ["fetch_documents", "fingerprint_documents"] * 2
+
+
+async def test_every_key_has_the_service_prefix_and_a_ttl(
+    client: Client,
+    site: LocalSite,
+    store_url: str,
+    tmp_path: Path,
+    task_queue: str,
+    pool: CpuPool,
+) -> None:
+    """After a run, on each backend: nothing in the store lacks the service's key prefix
+    (another service on the same Redis is never overwritten) or an expiry (the store never
+    only grows): bodies, memo entries, staged lists, a run's results."""
+    settings = make_settings(tmp_path, task_queue=task_queue, state_store_url=store_url)
+    urls = [site.url("doc/ttl-one"), site.url("doc/ttl-two"), site.url("status/404")]
+    await run_pipeline(client, settings, pool, PipelineInput(urls=urls))
+    found = expiries(store_url)
+    kinds = {key.split(":")[1] for key in found}
+    assert {"body", "memo", "pipeline"} <= kinds, sorted(found)
+    assert [key for key in found if not key.startswith(f"{SERVICE_NAME}:")] == []
+    assert [key for key, ttl in found.items() if ttl is None] == []
 
 
 async def test_an_empty_url_list_completes_with_nothing(

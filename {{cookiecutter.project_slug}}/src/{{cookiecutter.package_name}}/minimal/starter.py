@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..runtime.starter import InputError, read_urls, start_and_print
+from ..runtime.starter import InputError, printable, read_urls, start_and_print
 from .models import StatsRequest, StatsResult
 from .settings import MinimalSettings
 from .workflows import StatsWorkflow
@@ -52,7 +52,8 @@ def main(settings: MinimalSettings, args: argparse.Namespace) -> int:
 
 
 def summary(result: StatsResult) -> str:
-    """One line per page, then the totals."""
+    """One line per page, then the totals; a URL's control characters escaped (`\\x1b`), so
+    that a hostile URL cannot drive the terminal."""
     lines = []
     for page in result.pages:
         if page.stats is None:
@@ -64,4 +65,4 @@ def summary(result: StatsResult) -> str:
         )
     failed = sum(page.stats is None for page in result.pages)
     lines.append(f"{len(result.pages)} pages: {len(result.pages) - failed} done, {failed} failed")
-    return "\n".join(lines)
+    return printable("\n".join(lines))

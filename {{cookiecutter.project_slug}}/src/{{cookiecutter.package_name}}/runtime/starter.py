@@ -3,10 +3,7 @@
 What every `run` command needs, whatever the workflow: connect (the SDK Core's logs to
 stderr, so stdout carries only the result), start on the service's task queue, print the
 workflow's id and UI link to stderr, wait, then print the result (JSON unless `show` says
-otherwise) and return an exit code: 0 completed, 1 failed or unreachable, 2 bad input
-(`InputError`: a URL file that cannot be read or is not text, a state store that cannot be
-opened or reached). Text that came from outside (URLs, reasons, ids) is printed through
-`printable`, so a control character in a URL never reaches the terminal raw.
+otherwise) and return an exit code: 0 completed, 1 failed or unreachable.
 
     def run(settings: Settings, args: argparse.Namespace) -> int:
         return start_and_print(settings, InvoiceSync.run, SyncRequest(since=args.since), "sync")
@@ -116,7 +113,7 @@ def start_and_print(
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"interrupted; workflow {printable(workflow_id)} goes on running", file=sys.stderr)
+        print(f"interrupted; workflow {workflow_id} goes on running", file=sys.stderr)
         return 130
 
 
@@ -133,21 +130,18 @@ async def _start_and_wait(
             workflow_run, request, id=workflow_id, task_queue=settings.task_queue
         )
     except TemporalError as exc:
-        shown = printable(f"{workflow_id}: {exc}")
-        print(f"error: could not start workflow {shown}", file=sys.stderr)
+        print(f"error: could not start workflow {workflow_id}: {exc}", file=sys.stderr)
         return 1
-    shown_id = printable(workflow_id)
-    print(f"started workflow {shown_id} on task queue {settings.task_queue}", file=sys.stderr)
+    print(f"started workflow {workflow_id} on task queue {settings.task_queue}", file=sys.stderr)
     ui = settings.temporal_ui_url or default_ui_url(client.service_client.config.target_host)
     if ui:
-        print(f"  {printable(workflow_link(ui, client.namespace, workflow_id))}", file=sys.stderr)
+        print(f"  {workflow_link(ui, client.namespace, workflow_id)}", file=sys.stderr)
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        shown = printable(f"{workflow_id} failed: {innermost_cause(exc)}")
-        print(f"error: workflow {shown}", file=sys.stderr)
+        print(f"error: workflow {workflow_id} failed: {innermost_cause(exc)}", file=sys.stderr)
         return 1
-    print(printable(show(result)) if show is not None else as_json(result))
+    print(show(result) if show is not None else as_json(result))
     return 0
 
 
