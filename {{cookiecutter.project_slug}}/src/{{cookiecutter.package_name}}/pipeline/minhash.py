@@ -4,39 +4,30 @@ Pure Python on purpose: this is the CPU-bound work of the sample, and pure Pytho
 holds the GIL, so threads cannot run it in parallel and processes can. Replace `signature`
 with your own CPU-heavy function (it must be a plain, picklable, module-level function).
 
-Deterministic across processes, machines and runs: shingles are hashed with BLAKE2b (never
-the built-in `hash()`, which Python randomises per process) and the permutations come
-from a generator seeded with a fixed constant.
+Deterministic across processes, machines and runs: shingles are hashed with SHAKE-128 (never
+the built-in `hash()`, which Python randomises per process).
+
+One SHAKE-128 digest per shingle gives all `num_perm` hash values at once (4 bytes each), and
+the signature is their element-wise minimum over the shingles: `num_perm` independent hash
+functions, as MinHash needs, for one hash call per shingle. Measured on 150-word documents at
+128 permutations (`make bench`): about 4x cheaper than one hash per shingle followed by
+`num_perm` multiply-mod permutations in Python. It still holds the GIL the whole time (short
+inputs to hashlib, and `min` over Python ints), which is the lesson of the CPU stage.
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
 from array import array
 from collections import defaultdict
 from collections.abc import Sequence
-from functools import lru_cache
 from itertools import combinations
 
-MERSENNE_PRIME = (1 << 61) - 1
-MAX_HASH = (1 << 32) - 1
-PERMUTATION_SEED = 20_240_901  # fixed: changing it changes every signature
 # Signatures that agree on a whole band of this many values become candidate pairs. With 4
 # and 128 permutations, a pair at similarity 0.8 is a candidate with probability > 0.9999.
 LSH_ROWS_PER_BAND = 4
 
 Signature = list[int]
-
-
-@lru_cache(maxsize=8)
-def _permutations(num_perm: int) -> tuple[tuple[int, int], ...]:
-    """`num_perm` hash functions h(x) = (a*x + b) mod p, the same in every process."""
-    rng = random.Random(PERMUTATION_SEED)  # noqa: S311 (reproducible, not secret)
-    return tuple(
-        (rng.randrange(1, MERSENNE_PRIME), rng.randrange(0, MERSENNE_PRIME))
-        for _ in range(num_perm)
-    )
 
 
 def shingles(text: str, size: int) -> set[str]:
@@ -47,17 +38,16 @@ def shingles(text: str, size: int) -> set[str]:
     return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
-def _shingle_hash(shingle: str) -> int:
-    return int.from_bytes(hashlib.blake2b(shingle.encode(), digest_size=4).digest(), "little")
-
-
 def signature(text: str, num_perm: int = 128, shingle_size: int = 3) -> Signature:
-    """The MinHash signature of `text`: for each permutation, the smallest hashed shingle."""
-    hashes = [_shingle_hash(s) for s in shingles(text, shingle_size)]
-    return [
-        min(((a * h + b) % MERSENNE_PRIME) & MAX_HASH for h in hashes)
-        for a, b in _permutations(num_perm)
-    ]
+    """The MinHash signature of `text`: for each of `num_perm` hash functions, the smallest
+    value over its shingles."""
+    width = 4 * num_perm  # bytes: num_perm unsigned 32-bit values per shingle
+    # Each shingle's values one after another: value j of every shingle is at j + k * num_perm.
+    values = array(
+        "I",
+        b"".join(hashlib.shake_128(s.encode()).digest(width) for s in shingles(text, shingle_size)),
+    )
+    return [min(values[j::num_perm]) for j in range(num_perm)]
 
 
 def checked_signature(value: object, num_perm: int) -> Signature:

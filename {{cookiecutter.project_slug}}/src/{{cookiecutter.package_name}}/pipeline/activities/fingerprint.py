@@ -39,7 +39,7 @@ from ..models import (
     body_key,
 )
 
-MINHASH_VERSION = 1  # bump when `minhash.signature` changes: old memo entries stop matching
+MINHASH_VERSION = 2  # bump when `minhash.signature` changes: old memo entries stop matching
 CHECKPOINT_TTL_SECONDS = 24 * 3600  # checkpoints of abandoned runs must not pile up
 MISSING_BODY = "MissingBody"
 """The error type of a body that is gone from the store or is not its SHA-256's content."""
