@@ -28,6 +28,8 @@ from itertools import combinations
 LSH_ROWS_PER_BAND = 4
 
 Signature = list[int]
+MAX_HASH = (1 << 32) - 1
+"""The largest value in a signature: each is an unsigned 32-bit part of a SHAKE-128 digest."""
 
 
 def shingles(text: str, size: int) -> set[str]:
