@@ -1,0 +1,43 @@
+"""The replay gate covers every workflow: each one a worker registers has a recorded history.
+
+The gate itself is each sample's tests/<sample>/test_replay.py (`make replay`): it replays
+the recorded histories against today's workflow code. A workflow without a recorded history
+would pass it unchecked, so this test names any such workflow: record one (a `run` in
+tests/<sample>/record_history.py, then `make history`; docs/changing-workflows.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio import workflow
+
+from {{ cookiecutter.package_name }}.app import (
+    SERVICE,
+)
+from {{ cookiecutter.package_name }}.runtime.pool import (
+    CpuPool,
+)
+from {{ cookiecutter.package_name }}.runtime.store import (
+    open_store,
+)
+
+from .conftest import make_settings
+from .toolkit.history import recorded_workflow_types
+
+TESTS = Path(__file__).parent
+
+
+def test_every_registered_workflow_has_a_recorded_history(tmp_path: Path, pool: CpuPool) -> None:
+    settings = make_settings(tmp_path)
+    registration = SERVICE.register(settings, open_store(settings.state_store_url), pool)
+    registered = {_name(cls) for cls in registration.workflows}
+    recorded = recorded_workflow_types(sorted(TESTS.glob("*/histories")))
+    assert registered <= recorded, f"no recorded history: {sorted(registered - recorded)}"
+
+
+def _name(cls: type) -> str:
+    """The workflow type name of a workflow class (its `@workflow.defn(name=...)`)."""
+    defn = workflow._Definition.must_from_class(cls)  # the SDK has no public accessor
+    assert defn.name is not None, f"{cls.__name__} is a dynamic workflow"
+    return defn.name
