@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
 
 from {{ cookiecutter.package_name }}.app import (
     SERVICE,
@@ -25,17 +24,16 @@ from {{ cookiecutter.package_name }}.runtime.store import (
 )
 
 from .conftest import make_settings
-from .toolkit.history import recorded_workflow_types
+from .runtime.probe import ProbeWorkflow
+from .toolkit.history import unrecorded_workflows
 
-TESTS = Path(__file__).parent
+HISTORIES = sorted(Path(__file__).parent.glob("*/histories"))
 
 
 def test_every_registered_workflow_has_a_recorded_history(tmp_path: Path, pool: CpuPool) -> None:
     settings = make_settings(tmp_path)
     registration = SERVICE.register(settings, open_store(settings.state_store_url), pool)
-    registered = {_name(cls) for cls in registration.workflows}
-    recorded = recorded_workflow_types(sorted(TESTS.glob("*/histories")))
-    unrecorded = sorted(registered - recorded)
+    unrecorded = unrecorded_workflows(registration.workflows, HISTORIES)
     if unrecorded:
         pytest.skip(
             f"the replay gate cannot check {', '.join(unrecorded)}: no recorded history in"
@@ -43,8 +41,5 @@ def test_every_registered_workflow_has_a_recorded_history(tmp_path: Path, pool: 
         )
 
 
-def _name(cls: type) -> str:
-    """The workflow type name of a workflow class (its `@workflow.defn(name=...)`)."""
-    defn = workflow._Definition.must_from_class(cls)  # the SDK has no public accessor
-    assert defn.name is not None, f"{cls.__name__} is a dynamic workflow"
-    return defn.name
+def test_a_workflow_without_a_recorded_history_is_named() -> None:
+    assert unrecorded_workflows([ProbeWorkflow], HISTORIES) == ["ProbeWorkflow"]

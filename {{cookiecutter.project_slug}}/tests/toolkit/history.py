@@ -45,6 +45,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -100,6 +101,20 @@ def recorded_workflow_types(folders: Sequence[Path]) -> set[str]:
             started = history.events[0].workflow_execution_started_event_attributes
             types.add(started.workflow_type.name)
     return types
+
+
+def unrecorded_workflows(workflows: Sequence[type], folders: Sequence[Path]) -> list[str]:
+    """The workflow types among `workflows` without a recorded history in `folders`: the
+    replay gate cannot check them."""
+    recorded = recorded_workflow_types(folders)
+    return sorted({_workflow_type(cls) for cls in workflows} - recorded)
+
+
+def _workflow_type(cls: type) -> str:
+    """The workflow type name of a workflow class (its `@workflow.defn(name=...)`)."""
+    defn = workflow._Definition.must_from_class(cls)  # the SDK has no public accessor
+    assert defn.name is not None, f"{cls.__name__} is a dynamic workflow"
+    return defn.name
 
 
 def _absolute_imports(source: str, package: str) -> str:
