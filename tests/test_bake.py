@@ -39,6 +39,8 @@ ALWAYS_PRESENT = (
     "tests/toolkit/",
     "tests/runtime/",
     "docs/make-it-yours.md",
+    "docs/changing-workflows.md",
+    "tests/test_replay_gate.py",
     "tests/",
     "tests/test_patterns.py",
     "docs/patterns.md",

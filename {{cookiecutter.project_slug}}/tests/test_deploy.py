@@ -44,6 +44,7 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
 from .conftest import address_of, run_in_group
 
 PACKAGE = "{{ cookiecutter.package_name }}"
+PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
 PROJECT = Path(__file__).resolve().parents[1]
 K8S = PROJECT / "deploy" / "k8s"
 IMAGE_APP = "/app"  # the image's WORKDIR, where the venv and the state store live
@@ -165,6 +166,20 @@ def test_kustomize_builds_the_manifests() -> None:
     assert container["image"] == f"{image['newName']}:{image['newTag']}"
 
 
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
+def test_kubernetes_workers_are_versioned_by_their_image_tag() -> None:
+    built = run_in_group(["kubectl", "kustomize", str(K8S)], timeout=120)
+    assert built.returncode == 0, f"exit code {built.returncode}:\n{built.stderr}{built.stdout}"
+    docs = {doc["kind"]: doc for doc in yaml.safe_load_all(built.stdout) if doc}
+    (container,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {variable["name"]: variable["value"] for variable in container["env"]}
+    settings = settings_from({**docs["ConfigMap"]["data"], **env})
+    (image,) = kustomization()["images"]
+    assert settings.worker_versioning
+    assert settings.build_id == image["newTag"]
+    assert settings.deployment_name == PROJECT_SLUG
+
+
 def test_three_replicas_and_at_most_one_down() -> None:
     objects = k8s_objects()
     deployment, budget = objects["Deployment"], objects["PodDisruptionBudget"]
@@ -257,7 +272,8 @@ def test_settings_come_from_the_config_map_and_secrets_from_a_secret() -> None:
     ]
     assert {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"} <= config["data"].keys()
     assert all(isinstance(value, str) for value in config["data"].values())
-    settings = settings_from(config["data"])
+    env = {variable["name"]: variable["value"] for variable in worker_container()["env"]}
+    settings = settings_from({**config["data"], **env})  # BUILD_ID: the image tag, in env
     assert settings.cpu_processes == int(config["data"][ENV_PREFIX + "CPU_PROCESSES"])
 
     # The Secret is a template: placeholders only, never applied from the kustomization, and

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime.client import TemporalUnreachableError
     from .runtime.logs import configure_logging
     from .runtime.settings import load_settings
-    from .runtime.worker import PortUnavailableError, StoreUnusableError, run_worker
+    from .runtime.worker import StartError, StoreUnusableError, run_worker
 
     settings = load_settings(app.SERVICE.settings)
     configure_logging(settings.log_level, settings.log_format)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return app.run(settings, args)
     try:
         asyncio.run(run_worker(app.SERVICE, settings))
-    except (TemporalUnreachableError, PortUnavailableError) as exc:
+    except (TemporalUnreachableError, StartError) as exc:
         log.error("%s", exc)
         return 1
     except StoreUnusableError as exc:  # a bad setting, as load_settings reports them

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from temporalio.common import VersioningBehavior
+
 from .pipeline import starter
 from .pipeline.activities.duplicates import DuplicateActivities
 from .pipeline.activities.fetch import FetchActivities
@@ -20,6 +22,16 @@ from .pipeline.workflows import BatchWorkflow, PipelineWorkflow
 from .runtime.pool import CpuPool
 from .runtime.store import StateStore
 from .runtime.worker import Registration, Service
+
+# Each workflow's behaviour under Worker Versioning (WORKER_VERSIONING, off by default; the
+# README's "Versioned deploys"). AUTO_UPGRADE: running workflows move to each new build, so
+# a change must replay old histories (the replay gate, `make replay`) or sit behind
+# `workflow.patched`. PINNED instead keeps a workflow on the build it started on, which
+# needs that build's workers kept running until it ends.
+VERSIONING: dict[type, VersioningBehavior] = {
+    PipelineWorkflow: VersioningBehavior.AUTO_UPGRADE,
+    BatchWorkflow: VersioningBehavior.AUTO_UPGRADE,
+}
 
 Settings = PipelineSettings
 """The settings the worker and `run` load: the runtime's plus the sample's section."""
@@ -50,6 +62,7 @@ def register(settings: Settings, store: StateStore, pool: CpuPool) -> Registrati
             fingerprint.fingerprint_documents,
             duplicates.group_near_duplicates,
         ],
+        versioning=VERSIONING,
     )
 
 

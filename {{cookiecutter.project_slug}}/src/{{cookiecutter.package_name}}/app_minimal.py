@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from temporalio.common import VersioningBehavior
+
 from .minimal import starter
 from .minimal.activities import DownloadActivities, StatsActivities
 from .minimal.settings import MinimalSettings
@@ -18,6 +20,13 @@ from .minimal.workflows import StatsWorkflow
 from .runtime.pool import CpuPool
 from .runtime.store import StateStore
 from .runtime.worker import Registration, Service
+
+# Each workflow's behaviour under Worker Versioning (WORKER_VERSIONING, off by default; the
+# README's "Versioned deploys"). AUTO_UPGRADE: running workflows move to each new build, so
+# a change must replay old histories (the replay gate, `make replay`) or sit behind
+# `workflow.patched`. PINNED instead keeps a workflow on the build it started on, which
+# needs that build's workers kept running until it ends.
+VERSIONING: dict[type, VersioningBehavior] = {StatsWorkflow: VersioningBehavior.AUTO_UPGRADE}
 
 Settings = MinimalSettings
 """The settings the worker and `run` load: the runtime's plus the sample's section."""
@@ -41,6 +50,7 @@ def register(settings: Settings, store: StateStore, pool: CpuPool) -> Registrati
     return Registration(
         workflows=[StatsWorkflow],
         activities=[download.download_pages, stats.compute_stats],
+        versioning=VERSIONING,
     )
 
 

@@ -1,8 +1,10 @@
 """Replay recorded histories with today's workflow code.
 
 If a change to `workflows.py` would break workflows that are already running (a
-non-deterministic change), this test fails. When the change is intended and no old
-workflows are running, re-record with `make history` (tests/pipeline/record_history.py).
+non-deterministic change), this test fails: the replay gate (`make replay`, part of `make
+test` and CI). The last two tests prove the gate: an extra activity before the first one
+fails it, the same change behind `workflow.patched` passes. When the change is intended and
+no old workflows are running, re-record with `make history` (tests/pipeline/record_history.py).
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.workflow import NondeterminismError
 
+from {{ cookiecutter.package_name }}.pipeline import (
+    workflows,
+)
 from {{ cookiecutter.package_name }}.pipeline.workflows import (
     BatchWorkflow,
     PipelineWorkflow,
 )
 
-from ..toolkit.history import history_files, replay
+from ..toolkit.history import edited_copy, history_files, replay
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -28,3 +34,32 @@ def test_both_workflows_have_a_recorded_history() -> None:
 @pytest.mark.parametrize("path", history_files(HISTORIES), ids=lambda path: path.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     await replay(path, [PipelineWorkflow, BatchWorkflow])
+
+
+# The edit: another activity before the batch's first one (the fetch).
+FIRST_ACTIVITY = "        fetched = await self._fetch(fetch, options)\n        fingerprint = "
+EXTRA_ACTIVITY = """await workflow.execute_activity_method(
+            DuplicateActivities.group_near_duplicates,
+            DuplicatesRequest(data_key="extra", batches=0, num_perm=128, threshold=0.8),
+            **options,
+        )
+"""
+
+
+async def test_the_gate_fails_on_a_non_deterministic_edit(tmp_path: Path) -> None:
+    edit = "        " + EXTRA_ACTIVITY + FIRST_ACTIVITY
+    with (
+        edited_copy(workflows, FIRST_ACTIVITY, edit, tmp_path) as edited,
+        pytest.raises(AssertionError) as caught,
+    ):
+        await replay(HISTORIES / "batch.json", [edited.BatchWorkflow])
+    print(f"the replay gate said: {caught.value}")  # shown with -s (docs/changing-workflows.md)
+    assert isinstance(caught.value.__cause__, NondeterminismError), caught.value
+    assert "no longer replays" in str(caught.value)
+
+
+async def test_the_same_edit_behind_patched_replays(tmp_path: Path) -> None:
+    patched = '        if workflow.patched("extra-activity"):\n'
+    patched += "            " + EXTRA_ACTIVITY.replace("\n", "\n    ").rstrip() + "\n"
+    with edited_copy(workflows, FIRST_ACTIVITY, patched + FIRST_ACTIVITY, tmp_path) as edited:
+        await replay(HISTORIES / "batch.json", [edited.BatchWorkflow])

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import activity, workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from {{ cookiecutter.package_name }}.runtime.checkpoint import (
@@ -166,7 +166,11 @@ def register(settings: RuntimeSettings, store: StateStore, pool: CpuPool) -> Reg
         checkpoint_every_seconds=settings.checkpoint_every_seconds,
         memo_ttl_seconds=settings.memo_ttl_seconds,
     )
-    return Registration(workflows=[ProbeWorkflow], activities=[activities.squares])
+    return Registration(
+        workflows=[ProbeWorkflow],
+        activities=[activities.squares],
+        versioning={ProbeWorkflow: VersioningBehavior.AUTO_UPGRADE},
+    )
 
 
 SERVICE = Service(settings=RuntimeSettings, register=register)

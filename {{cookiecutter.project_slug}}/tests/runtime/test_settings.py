@@ -301,3 +301,47 @@ def test_mtls_profile_from_temporal_toml(
     config = temporal_connect_config()
     assert (config["target_host"], config["namespace"]) == ("prod.example:7233", "prod")
     assert (config["tls"].client_cert, config["tls"].client_private_key) == (b"cert", b"key")
+
+
+def test_slots_and_a_resource_based_tuner_do_not_combine(tmp_path: Path) -> None:
+    done = run_worker_command(tmp_path, worker_tuner="resource-based", max_concurrent_activities=5)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: {ENV_PREFIX}MAX_CONCURRENT_ACTIVITIES: only with {ENV_PREFIX}WORKER_TUNER=fixed"
+        " (resource-based sizes the slots itself: unset this one) (got '5')"
+    ]
+
+
+def test_bad_tuner_settings_stop_the_worker(tmp_path: Path) -> None:
+    done = run_worker_command(tmp_path, worker_tuner="auto", target_cpu_usage=1.5)
+    assert done.returncode == 2
+    assert sorted(done.stderr.splitlines()) == [
+        f"error: {ENV_PREFIX}TARGET_CPU_USAGE: Input should be less than or equal to 1 (got '1.5')",
+        f"error: {ENV_PREFIX}WORKER_TUNER: "
+        "Input should be 'fixed' or 'resource-based' (got 'auto')",
+    ]
+
+
+def test_versioning_needs_a_build_id_outside_a_git_checkout(tmp_path: Path) -> None:
+    done = run_worker_command(tmp_path, worker_versioning="true")  # tmp_path: no git checkout
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: {ENV_PREFIX}BUILD_ID: required with {ENV_PREFIX}WORKER_VERSIONING=true (the"
+        " image tag, or the git commit; this folder is no git checkout to take it from)"
+        " (got None)"
+    ]
+
+
+def test_versioning_takes_the_git_commit_for_a_build_id_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "one"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    assert Settings(_env_file=None, worker_versioning=True).build_id == commit
+    assert Settings(_env_file=None, worker_versioning=True, build_id="v2").build_id == "v2"
+    assert Settings(_env_file=None).build_id is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import secrets
 import signal
 import socket
@@ -22,7 +23,12 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from {{ cookiecutter.package_name }}.runtime.settings import (
+    ENV_PREFIX,
+)
+
 from ..toolkit.gate import Gate
+from ..toolkit.metrics import scrape
 from ..toolkit.observe import activity_outcomes, finished_attempts, identities
 from ..toolkit.processes import PACKAGE, address_of, free_port, run_process, service_env
 from ..toolkit.worker import running_worker, running_workers
@@ -240,3 +246,54 @@ async def test_kill_9_of_the_holder_resumes_on_the_other_worker_from_its_checkpo
     assert result.restored == CHECKPOINT_EVERY  # the held checkpoint, all of it
     assert (result.memoized, result.computed) == (0, 8 - CHECKPOINT_EVERY)  # nothing redone
     assert await identities(handle, probe.ACTIVITY) == {other.identity}
+
+
+def served_ports(log: str) -> tuple[int, int]:
+    """(health, metrics) ports from a worker's "worker started" line."""
+    found = re.search(r"worker started: .* health_port=(\d+) metrics_port=(\d+)", log)
+    assert found, log
+    return int(found[1]), int(found[2])
+
+
+async def test_two_workers_with_default_ports_run_side_by_side(
+    client: Client, tmp_path: Path, task_queue: str
+) -> None:
+    """`make worker` twice on one machine: the ports are left at their defaults, which only
+    one worker can hold; the other serves on free ports, says so, and both run work."""
+    env = probe_env(client, task_queue, f"sqlite:///{tmp_path / 's.db'}")
+    for name in ("HEALTH_PORT", "METRICS_PORT"):
+        del env[ENV_PREFIX + name]  # the defaults, as `make worker` has them
+    gate = Gate(tmp_path / "gates", activity=probe.ACTIVITY)
+    async with running_workers(env, 2, gate=gate, service=probe.SPEC) as workers:
+        ports = [served_ports(worker.log) for worker in workers]
+        health, metrics = zip(*ports, strict=True)
+        assert len(set(health)) == 2, ports
+        assert len(set(metrics)) == 2, ports
+        assert all(port > 0 for pair in ports for port in pair), ports
+        assert any("is in use (another worker on this machine?)" in w.log for w in workers)
+        for port in health:  # (/readyz says "ready" a moment after the line: not yet)
+            assert await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+
+        # Both run work: the first run is held on one; that one drains, the second run can
+        # only go to the other.
+        held = await start_probe(client, task_queue)
+        holder = await workers.holding(client)
+        (other,) = workers.others(holder)
+        assert other.gate is not None
+        assert holder.gate is not None
+        other.gate.open()
+        holder.send_signal(signal.SIGTERM)
+        await holder.wait_for_log("draining")
+        moved = await start_probe(client, task_queue, items=2)
+        assert (await asyncio.wait_for(moved.result(), 60)).total == probe.expected_total(2)
+        # The SDK's metrics of the worker that ran it, on its own port.
+        _, other_metrics = served_ports(other.log)
+        exposition = await asyncio.to_thread(scrape, other_metrics)
+        assert "temporal_activity_execution_latency" in exposition
+        holder.gate.open()
+        assert await holder.wait() == 0, holder.log
+        assert (await asyncio.wait_for(held.result(), 60)).total == probe.expected_total(8)
+        assert await other.terminate() == 0, other.log
+
+    assert await identities(held, probe.ACTIVITY) == {holder.identity}
+    assert await identities(moved, probe.ACTIVITY) == {other.identity}

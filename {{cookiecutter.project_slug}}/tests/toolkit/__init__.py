@@ -11,6 +11,7 @@ default `SERVICE`), never a sample, so a project keeps it when it replaces the s
     gated_worker.py  `python -m tests.toolkit.gated_worker [module:attribute]`: any Service, gated
     observe.py       what Temporal recorded: pending_activity, activity_outcomes, identities, poll
     history.py       record(folder, run) and replay(path, workflows): recorded-history tests
+    versioning.py    set_current_version: make a Worker Deployment version current (CLI)
     metrics.py       scrape, totals: a worker's /metrics
     http_site.py     LocalSite: a real HTTP server with slow, failing and gated pages
     redis_server.py  RedisServer: a real redis-server (skipped without one, except in CI)

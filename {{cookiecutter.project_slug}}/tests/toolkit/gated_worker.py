@@ -36,8 +36,8 @@ from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
 )
 from {{ cookiecutter.package_name }}.runtime.worker import (
-    PortUnavailableError,
     Service,
+    StartError,
     run_worker,
 )
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         asyncio.run(run_worker(service, settings, wrap_store=gated if gate else None))
-    except (TemporalUnreachableError, PortUnavailableError) as exc:
+    except (TemporalUnreachableError, StartError) as exc:
         log.error("%s", exc)
         return 1
     return 0

@@ -19,15 +19,33 @@ sample keeps a few recorded histories (tests/<sample>/histories/*.json), a recor
 
     if __name__ == "__main__":
         asyncio.run(record(HISTORIES, run))
+
+`make replay` runs these tests alone: the replay gate, also part of `make test` and CI.
+`edited_copy` proves the gate on a workflow of yours: it imports a copy of the workflow
+module with an edit, and the test replays the recorded history with the copy
+(docs/changing-workflows.md):
+
+    with edited_copy(workflows, "pages = await", EXTRA_ACTIVITY + "pages = await") as edited:
+        with pytest.raises(AssertionError) as caught:
+            await replay(path, [edited.MyWorkflow])
+    assert isinstance(caught.value.__cause__, NondeterminismError)
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import inspect
+import re
+import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -68,9 +86,73 @@ async def replay(
     if result.replay_failure is not None:
         raise AssertionError(
             f"{path} no longer replays with today's workflow code: {result.replay_failure!r}"
-            " (workflows already running would fail the same way; if the change is intended"
-            " and none are running, re-record with `make history`)"
-        )
+            " (workflows already running would fail the same way: put the change behind"
+            " `workflow.patched`, see docs/changing-workflows.md; if no workflow of the old"
+            " code runs any more, re-record with `make history`)"
+        ) from result.replay_failure
+
+
+def recorded_workflow_types(folders: Sequence[Path]) -> set[str]:
+    """The workflow types of the histories recorded in `folders`."""
+    types = set()
+    for folder in folders:
+        for path in history_files(folder):
+            history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+            started = history.events[0].workflow_execution_started_event_attributes
+            types.add(started.workflow_type.name)
+    return types
+
+
+def unrecorded_workflows(workflows: Sequence[type], folders: Sequence[Path]) -> list[str]:
+    """The workflow types among `workflows` without a recorded history in `folders`: the
+    replay gate cannot check them."""
+    recorded = recorded_workflow_types(folders)
+    return sorted({_workflow_type(cls) for cls in workflows} - recorded)
+
+
+def _workflow_type(cls: type) -> str:
+    """The workflow type name of a workflow class (its `@workflow.defn(name=...)`)."""
+    defn = workflow._Definition.must_from_class(cls)  # the SDK has no public accessor
+    assert defn.name is not None, f"{cls.__name__} is a dynamic workflow"
+    return defn.name
+
+
+def _absolute_imports(source: str, package: str) -> str:
+    """`source` with its relative imports (`from .models import X`) made absolute."""
+
+    def absolute(match: re.Match[str]) -> str:
+        dots, rest = match["dots"], match["rest"]
+        base = package.rsplit(".", len(dots) - 1)[0] if len(dots) > 1 else package
+        return f"{match['indent']}from {base}{'.' + rest if rest else ''} import"
+
+    pattern = r"^(?P<indent>[ \t]*)from (?P<dots>\.+)(?P<rest>[\w.]*) import"
+    return re.sub(pattern, absolute, source, flags=re.MULTILINE)
+
+
+@contextlib.contextmanager
+def edited_copy(module: ModuleType, old: str, new: str, folder: Path) -> Iterator[ModuleType]:
+    """`module` (a workflow module) copied to `folder` with `old` replaced by `new` (found
+    exactly once), imported as a module of its own for the block: its workflows keep their
+    names, so they replay the histories of the originals. For tests of the replay gate."""
+    source = inspect.getsource(module)
+    assert source.count(old) == 1, f"{old!r} is not in {module.__name__} exactly once"
+    name = f"edited_{module.__name__.rsplit('.', 1)[-1]}_{uuid.uuid4().hex[:8]}"
+    path = folder / f"{name}.py"
+    package = module.__name__.rpartition(".")[0]
+    path.write_text(_absolute_imports(source.replace(old, new), package), encoding="utf-8")
+    # On sys.path for the block: the workflow sandbox imports the module again, by name.
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None
+        assert spec.loader is not None
+        copy = importlib.util.module_from_spec(spec)
+        sys.modules[name] = copy
+        spec.loader.exec_module(copy)
+        yield copy
+    finally:
+        sys.modules.pop(name, None)
+        sys.path.remove(str(folder))
 
 
 async def save(handles: Mapping[str, WorkflowHandle[Any, Any]], folder: Path) -> list[Path]:

@@ -228,6 +228,30 @@ def state_store(settings_cls: type[RuntimeSettings]) -> contextlib.AbstractConte
     )
 
 
+def make_version_current(settings_cls: type[RuntimeSettings], address: str) -> None:
+    """With `WORKER_VERSIONING` on, make this build its deployment's current version, as a
+    rollout does: new workflows wait for a current version, so the sample would never start.
+    `--allow-no-pollers`: the worker that polls as this version is started next."""
+    settings = load_settings(settings_cls)
+    if not settings.worker_versioning or settings.build_id is None:
+        return
+    command = [str(temporal_cli()), "worker", "deployment", "set-current-version"]
+    command += ["--deployment-name", settings.deployment_name, "--build-id", settings.build_id]
+    command += ["--address", address, "--allow-no-pollers", "--yes"]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"error: set-current-version failed: {done.stderr.strip()}")
+    print(
+        f"Worker Versioning: {settings.deployment_name}/{settings.build_id} is current",
+        file=sys.stderr,
+    )
+
+
 @contextlib.contextmanager
 def serve_samples(port: int) -> Iterator[list[str]]:
     """Serve sample_data/ over HTTP; yields the URLs of its documents."""
@@ -286,6 +310,7 @@ def demo(settings_cls: type[RuntimeSettings], run_arguments: RunArguments) -> in
     store = state_store(settings_cls)
     server = start_dev_server(port, ui_port)
     try:
+        make_version_current(settings_cls, address)
         with (
             store,
             running(start_worker(worker_env(address))),
@@ -319,6 +344,7 @@ def dev(settings_cls: type[RuntimeSettings], run_arguments: RunArguments) -> int
     server = start_dev_server(port, ui_port)
     env = worker_env(address)
     try:
+        make_version_current(settings_cls, address)
         with (
             store,
             running(start_worker(env)) as worker,

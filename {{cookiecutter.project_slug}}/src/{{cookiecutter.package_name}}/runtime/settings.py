@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
 import sys
 from typing import Any, Literal, TypeVar, get_args
 
@@ -158,13 +159,71 @@ class RuntimeSettings(BaseSettings):
             raise ValueError("an IP address, such as 127.0.0.1, 0.0.0.0 or ::") from None
 
     health_port: int = Field(8080, ge=0, le=65535)
-    """Port of the worker's `/healthz` and `/readyz` endpoints (0: not served)."""
+    """Port of the worker's `/healthz` and `/readyz` endpoints (0: not served). Left unset
+    and in use (a second worker on this machine), a free port instead: see `worker.py`."""
 
     metrics_port: int = Field(9464, ge=0, le=65535)
-    """Port of the worker's Prometheus `/metrics` endpoint (0: not served)."""
+    """Port of the worker's Prometheus `/metrics` endpoint (0: not served); unset and in use,
+    a free port instead, as for `health_port`."""
 
     loop_lag_warning_seconds: float = Field(1.0, gt=0)
     """Warn, naming the activity, when the worker's event loop is blocked this long."""
+
+    worker_tuner: Literal["fixed", "resource-based"] = "fixed"
+    """How many tasks one worker takes at once: `fixed` slots (`max_concurrent_*`), or
+    `resource-based`: as many as keep the machine under `target_memory_usage` and
+    `target_cpu_usage` (the README's "Tuning" says when to use which)."""
+
+    max_concurrent_activities: int | None = Field(None, ge=1)
+    """`fixed` only: activities one worker runs at once (unset: the SDK's 100)."""
+
+    max_concurrent_workflow_tasks: int | None = Field(None, ge=2)
+    """`fixed` only: workflow tasks one worker runs at once (unset: the SDK's 100)."""
+
+    @field_validator("max_concurrent_activities", "max_concurrent_workflow_tasks")
+    @classmethod
+    def _fixed_slots_only(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("worker_tuner") == "resource-based":
+            raise ValueError(
+                f"only with {ENV_PREFIX}WORKER_TUNER=fixed (resource-based sizes the slots"
+                " itself: unset this one)"
+            )
+        return value
+
+    target_memory_usage: float = Field(0.8, gt=0, le=1)
+    """`resource-based` only: the share of the machine's memory the worker fills up to."""
+
+    target_cpu_usage: float = Field(0.8, gt=0, le=1)
+    """`resource-based` only: the share of the machine's CPU the worker fills up to."""
+
+    poller_autoscaling: bool = False
+    """Scale the number of polls on the server's feedback (`PollerBehaviorAutoscaling`)
+    instead of a fixed 5 per task type: for busy queues and many workers."""
+
+    worker_versioning: bool = False
+    """Worker Versioning: the worker polls as `deployment_name` / `build_id`, and new
+    workflows go to the deployment's current version only (the README's "Versioned
+    deploys": after a rollout, `temporal worker deployment set-current-version`)."""
+
+    deployment_name: str = Field(SERVICE_NAME, min_length=1)
+    """The Worker Deployment this worker belongs to (with `worker_versioning`)."""
+
+    build_id: str | None = None
+    """This build's id (with `worker_versioning`): the image tag in Kubernetes; unset, the
+    git commit of the working directory (`git rev-parse --short HEAD`)."""
+
+    @field_validator("build_id")
+    @classmethod
+    def _build_id_when_versioned(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = value or None  # an empty variable means unset
+        if value is None and info.data.get("worker_versioning"):
+            value = git_commit()
+            if value is None:
+                raise ValueError(
+                    f"required with {ENV_PREFIX}WORKER_VERSIONING=true (the image tag, or the"
+                    " git commit; this folder is no git checkout to take it from)"
+                )
+        return value
 
     state_store_password: SecretStr | None = None
     """Password of a Redis state store: never in the URL, which gets logged."""
@@ -218,6 +277,25 @@ def _is_loopback(host: str) -> bool:
 
 
 S = TypeVar("S", bound=RuntimeSettings)
+
+
+def git_commit() -> str | None:
+    """`git rev-parse --short HEAD` in the working directory; None outside a git checkout.
+
+    The local build id of a versioned worker: uncommitted edits do not change it, so commit
+    before starting a worker whose code differs from the running ones.
+    """
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

@@ -12,21 +12,36 @@ after that is cancelled and retried by another worker.
 While it runs, the worker serves `/healthz` and `/readyz` (`health.py`) and Prometheus
 `/metrics` (`metrics.py`), and a watchdog names any activity that blocks the event loop
 (`watchdog.py`).
+
+Several workers on one machine (`make worker` in two terminals): a port left at its default
+(`HEALTH_PORT` 8080, `METRICS_PORT` 9464) that another worker holds already is replaced by a
+free one that the OS picks, with a warning; the "worker started" line names the ports served.
+A port that is set (the environment, `.env`; the Kubernetes manifests set both) is served
+or the worker stops at start naming the setting: probes and scrapers rely on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import Runtime
-from temporalio.worker import Interceptor, Worker
+from temporalio.worker import (
+    Interceptor,
+    PollerBehaviorAutoscaling,
+    Worker,
+    WorkerDeploymentConfig,
+    WorkerTuner,
+)
 
 from .client import connect
 from .graceful import run_until_stopped, stop_on_signals
@@ -45,7 +60,11 @@ HEARTBEAT_THROTTLE = timedelta(seconds=1)
 log = logging.getLogger(__name__)
 
 
-class PortUnavailableError(Exception):
+class StartError(Exception):
+    """The worker cannot start as configured: one line that says what to change."""
+
+
+class PortUnavailableError(StartError):
     """The health or metrics port from the settings cannot be served on."""
 
     def __init__(self, setting: str, port: int, reason: object) -> None:
@@ -74,10 +93,20 @@ async def check_sqlite_store(settings: RuntimeSettings) -> None:
 
 @dataclass(frozen=True)
 class Registration:
-    """What one worker runs: workflow classes, and activities (functions or bound methods)."""
+    """What one worker runs: workflow classes, and activities (functions or bound methods).
+
+    `versioning` states each workflow's versioning behaviour (PINNED or AUTO_UPGRADE; the
+    README's "Versioned deploys"), applied when `worker_versioning` is on. It is a table here,
+    not `@workflow.defn(versioning_behavior=...)`: a workflow defined that way never runs on
+    an unversioned worker (its tasks fail with "versioning behavior cannot be specified
+    without deployment options being set with versioned mode"), and versioning is off by
+    default. The worker applies it as the deployment's default behaviour, so the workflows
+    of one worker share one behaviour.
+    """
 
     workflows: Sequence[type]
     activities: Sequence[Callable[..., Any]]
+    versioning: Mapping[type, VersioningBehavior] = field(default_factory=dict)
 
 
 S = TypeVar("S", bound=RuntimeSettings)
@@ -101,12 +130,16 @@ def build_worker(
     registration: Registration,
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
-    """A worker polling `settings.task_queue` for what `registration` holds."""
+    """A worker polling `settings.task_queue` for what `registration` holds, with the
+    settings' tuner, pollers and Worker Versioning. Raises StartError for a registration
+    that versioning cannot run."""
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=registration.workflows,
         activities=registration.activities,
+        deployment_config=deployment_config(settings, registration),
+        **tuning(settings),
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.sticky_queue_timeout_seconds
@@ -114,6 +147,51 @@ def build_worker(
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         interceptors=interceptors,
+    )
+
+
+def tuning(settings: RuntimeSettings) -> dict[str, Any]:
+    """The Worker arguments for `worker_tuner`, the slot limits and `poller_autoscaling`."""
+    options: dict[str, Any] = {}
+    if settings.worker_tuner == "resource-based":
+        options["tuner"] = WorkerTuner.create_resource_based(
+            target_memory_usage=settings.target_memory_usage,
+            target_cpu_usage=settings.target_cpu_usage,
+        )
+    else:
+        options["max_concurrent_activities"] = settings.max_concurrent_activities
+        options["max_concurrent_workflow_tasks"] = settings.max_concurrent_workflow_tasks
+    if settings.poller_autoscaling:
+        options["workflow_task_poller_behavior"] = PollerBehaviorAutoscaling()
+        options["activity_task_poller_behavior"] = PollerBehaviorAutoscaling()
+    return options
+
+
+def deployment_config(
+    settings: RuntimeSettings, registration: Registration
+) -> WorkerDeploymentConfig | None:
+    """Worker Versioning for this worker (None when `worker_versioning` is off)."""
+    if not settings.worker_versioning:
+        return None
+    assert settings.build_id is not None  # the settings require one with versioning
+    missing = [w.__name__ for w in registration.workflows if w not in registration.versioning]
+    if missing:
+        raise StartError(
+            f"{ENV_PREFIX}WORKER_VERSIONING=true: {', '.join(missing)} state no versioning"
+            " behaviour (add PINNED or AUTO_UPGRADE to Registration.versioning in app.py)"
+        )
+    behaviours = {registration.versioning[w] for w in registration.workflows}
+    if len(behaviours) > 1:
+        raise StartError(
+            f"{ENV_PREFIX}WORKER_VERSIONING=true: one worker's workflows share one"
+            " versioning behaviour; run PINNED and AUTO_UPGRADE workflows on two task queues"
+        )
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(settings.deployment_name, settings.build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=behaviours.pop()
+        if behaviours
+        else VersioningBehavior.UNSPECIFIED,
     )
 
 
@@ -131,7 +209,7 @@ async def run_worker(
     for warning in settings.security_warnings():
         log.warning("%s", warning)
     await check_sqlite_store(settings)
-    runtime = _telemetry(settings.metrics_port, settings.listen_host)  # serves /metrics now
+    runtime, metrics_port = _telemetry(settings)  # serves /metrics from here on
     worker: Worker | None = None
     stop = asyncio.Event()
 
@@ -139,7 +217,8 @@ async def run_worker(
         return worker is not None and worker.is_running and not stop.is_set()
 
     # /healthz answers while connecting too: a worker waiting for its server is alive.
-    async with await _health(settings.health_port, ready, settings.listen_host):
+    health, health_port = await _health(settings, ready)
+    async with health:
         client = await connect(settings, runtime)
         stop_on_signals(stop)  # not before: a signal while connecting ends the process
 
@@ -154,41 +233,98 @@ async def run_worker(
                     store = wrap_store(store)
                 registration = service.register(settings, store, pool)
                 worker = build_worker(client, settings, registration, [watchdog.interceptor])
-                _log_started(worker, settings)
+                _log_started(worker, settings, health_port, metrics_port)
                 await run_until_stopped(worker, stop)
             await warm_up
     log.info("worker stopped")
 
 
-def _log_started(worker: Worker, settings: RuntimeSettings) -> None:
+def _log_started(
+    worker: Worker, settings: RuntimeSettings, health_port: int, metrics_port: int
+) -> None:
     client = worker.client
     log.info(
         "worker started: address=%s namespace=%s task_queue=%s identity=%s processes=%d"
-        " listen_host=%s health_port=%d metrics_port=%d",
+        " tuner=%s versioning=%s listen_host=%s health_port=%d metrics_port=%d",
         client.service_client.config.target_host,
         client.namespace,
         settings.task_queue,
         client.identity,
         settings.cpu_processes,
+        settings.worker_tuner,
+        f"{settings.deployment_name}/{settings.build_id}" if settings.worker_versioning else "off",
         settings.listen_host,
-        settings.health_port,
-        settings.metrics_port,
+        health_port,
+        metrics_port,
     )
 
 
-def _telemetry(metrics_port: int, host: str) -> Runtime:
+# Attempts at a free port for a default metrics port in use: the port is chosen here and
+# bound by the SDK Core a moment later, so another program may take it in between.
+FREE_PORT_ATTEMPTS = 5
+
+
+def _may_move(settings: RuntimeSettings, name: str) -> bool:
+    """A port at its default moves to a free one when taken; a port that is set never does."""
+    return name not in settings.model_fields_set
+
+
+def _moved(name: str, port: int, new_port: int) -> None:
+    log.warning(
+        "%s%s: port %d is in use (another worker on this machine?); serving on port %d"
+        " instead (set %s%s to choose one)",
+        ENV_PREFIX,
+        name.upper(),
+        port,
+        new_port,
+        ENV_PREFIX,
+        name.upper(),
+    )
+
+
+def _free_port(host: str) -> int:
+    """A port free on `host` now (the exporter binds it a moment later)."""
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _telemetry(settings: RuntimeSettings) -> tuple[Runtime, int]:
+    """The runtime serving /metrics, and the port it serves on (0: none)."""
+    port = settings.metrics_port
     try:
-        return telemetry_runtime(metrics_port, host)
+        return telemetry_runtime(port, settings.listen_host), port
     except ValueError as exc:  # the SDK's error when the exporter cannot bind
-        raise PortUnavailableError("metrics_port", metrics_port, exc) from None
+        if not (port and _may_move(settings, "metrics_port") and "in use" in str(exc)):
+            raise PortUnavailableError("metrics_port", port, exc) from None
+        error = exc
+    for _ in range(FREE_PORT_ATTEMPTS):
+        new_port = _free_port(settings.listen_host)
+        try:
+            runtime = telemetry_runtime(new_port, settings.listen_host)
+        except ValueError as exc:
+            error = exc
+            continue
+        _moved("metrics_port", port, new_port)
+        return runtime, new_port
+    raise PortUnavailableError("metrics_port", port, error) from None
 
 
 async def _health(
-    port: int, ready: Callable[[], bool], host: str
-) -> contextlib.AbstractAsyncContextManager[object]:
+    settings: RuntimeSettings, ready: Callable[[], bool]
+) -> tuple[contextlib.AbstractAsyncContextManager[object], int]:
+    """The health server (a context manager that closes it), and its port (0: none)."""
+    port = settings.health_port
     if not port:
-        return contextlib.nullcontext()
+        return contextlib.nullcontext(), 0
     try:
-        return await start_health_server(port, ready, host)
+        server = await start_health_server(port, ready, settings.listen_host)
     except OSError as exc:
-        raise PortUnavailableError("health_port", port, exc) from None
+        if exc.errno != errno.EADDRINUSE or not _may_move(settings, "health_port"):
+            raise PortUnavailableError("health_port", port, exc) from None
+        # The OS picks a free port.
+        server = await start_health_server(0, ready, settings.listen_host)
+        _moved("health_port", port, server.sockets[0].getsockname()[1])
+    return server, int(server.sockets[0].getsockname()[1])
