@@ -36,7 +36,12 @@ async def test_recorded_history_replays(path: Path) -> None:
 
 
 # The edit: another activity before the workflow's first one (the download).
-FIRST_ACTIVITY = "        pages = await workflow.execute_activity_method("
+# (its first lines, down to a line that is there once: the download again is indented deeper)
+FIRST_ACTIVITY = """        pages = await workflow.execute_activity_method(
+            DownloadActivities.download_pages, request.urls, **download
+        )
+        try:
+"""
 EXTRA_ACTIVITY = """await workflow.execute_activity_method(
             StatsActivities.compute_stats,
             ComputeRequest(sha256s=[], rounds=1),
