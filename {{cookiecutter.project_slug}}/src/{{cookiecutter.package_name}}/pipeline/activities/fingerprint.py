@@ -158,14 +158,18 @@ class FingerprintActivities:
         stored = await self.store.get(key)
         if stored is None:  # stage 1 stored them; they can only be gone if the store lost them
             raise ApplicationError(
-                f"documents {key} are not in the state store", type="MissingInput"
+                f"documents {key} are not in the state store",
+                type="MissingInput",
+                non_retryable=True,  # no retry brings it back
             )
         return FetchResult.model_validate_json(stored).documents
 
     async def _text(self, sha256: str) -> str:
         body = await self.store.get(body_key(sha256))
         if body is None:  # stage 1 stored it; it can only be gone if the store lost it
-            raise ApplicationError(f"body {sha256} is not in the state store", type="MissingBody")
+            raise ApplicationError(
+                f"body {sha256} is not in the state store", type="MissingBody", non_retryable=True
+            )
         return body.decode("utf-8", errors="replace")
 
 
