@@ -53,6 +53,10 @@ from {{ cookiecutter.package_name }}.pipeline.models import (
 from {{ cookiecutter.package_name }}.runtime.checkpoint import (
     Checkpoint,
 )
+from {{ cookiecutter.package_name }}.runtime.http import (
+    FetchPolicy,
+    parse_networks,
+)
 from {{ cookiecutter.package_name }}.runtime.memo import (
     Memo,
 )
@@ -179,9 +183,11 @@ async def memo_hit_vs_compute(directory: Path, text: str) -> tuple[float, float]
 async def fetch_stage(directory: Path, concurrency: int, base_url: str, tag: str) -> float:
     urls = [f"{base_url}/{tag}-{concurrency}-{i}" for i in range(200)]
     async with SqliteStateStore(directory / f"fetch-{tag}-{concurrency}.db") as store:
-        activities = FetchActivities(
-            store, concurrency=concurrency, timeout_seconds=10, retries=0, max_bytes=10**6
+        # The local site is on loopback, which the guarded GET refuses unless allowed.
+        policy = FetchPolicy(
+            timeout_seconds=10, max_bytes=10**6, allowed_networks=parse_networks(["127.0.0.1/32"])
         )
+        activities = FetchActivities(store, policy=policy, concurrency=concurrency, retries=0)
         started = time.perf_counter()
         request = FetchRequest(urls=urls, documents_key="documents:bench")
         summary = await ActivityEnvironment().run(activities.fetch_documents, request)

@@ -175,6 +175,9 @@ class Cluster:
             # Several workers on one host: no fixed health or metrics ports to collide on.
             "health_port": 0,
             "metrics_port": 0,
+            # The drill's documents come from a site on 127.0.0.1, which fetches refuse
+            # unless allowed (runtime/http.py).
+            "fetch_allowed_networks": "127.0.0.1/32",
             **settings,
         }
         env.update({ENV_PREFIX + name.upper(): str(value) for name, value in values.items()})

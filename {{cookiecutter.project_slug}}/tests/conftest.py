@@ -39,6 +39,7 @@ from {{ cookiecutter.package_name }}.runtime.store import (
 )
 
 from .toolkit.devserver import dev_server
+from .toolkit.hostile_site import HostileSite
 from .toolkit.http_site import LocalSite
 from .toolkit.processes import (
     BIN,
@@ -46,6 +47,7 @@ from .toolkit.processes import (
     PACKAGE,
     PROJECT,
     TEMPORAL_CLI,
+    TEST_NETWORKS,
     address_of,
     free_port,
     leftover_processes,
@@ -94,6 +96,14 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
 @pytest.fixture(scope="session")
 def site() -> Iterator[LocalSite]:
     server = LocalSite().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def hostile() -> Iterator[HostileSite]:
+    """The hostile server (tests/toolkit/hostile_site.py) on 127.0.0.1 and 127.0.0.2."""
+    server = HostileSite().start()
     yield server
     server.stop()
 
@@ -173,8 +183,12 @@ def task_queue() -> str:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings for a test: no .env file, the state store in tmp_path, then `overrides`."""
-    values: dict[str, Any] = {"state_store_url": f"sqlite:///{tmp_path / 'state.db'}"}
+    """Settings for a test: no .env file, the state store in tmp_path, fetches allowed to
+    127.0.0.1, then `overrides`."""
+    values: dict[str, Any] = {
+        "state_store_url": f"sqlite:///{tmp_path / 'state.db'}",
+        "fetch_allowed_networks": TEST_NETWORKS,  # the tests' servers, on 127.0.0.1
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

@@ -19,6 +19,7 @@ from .pipeline.activities.fetch import FetchActivities
 from .pipeline.activities.fingerprint import FingerprintActivities
 from .pipeline.settings import PipelineSettings
 from .pipeline.workflows import BatchWorkflow, PipelineWorkflow
+from .runtime.http import FetchPolicy
 from .runtime.pool import CpuPool
 from .runtime.store import StateStore
 from .runtime.worker import Registration, Service
@@ -41,10 +42,15 @@ def register(settings: Settings, store: StateStore, pool: CpuPool) -> Registrati
     """Every workflow and activity a worker of this service runs."""
     fetch = FetchActivities(
         store,
+        policy=FetchPolicy(  # the guarded GET's limits (runtime/http.py)
+            timeout_seconds=settings.fetch_timeout_seconds,
+            deadline_seconds=settings.fetch_deadline_seconds,
+            max_bytes=settings.fetch_max_bytes,
+            max_redirects=settings.fetch_max_redirects,
+            allowed_networks=settings.fetch_allowed_networks,
+        ),
         concurrency=settings.fetch_concurrency,
-        timeout_seconds=settings.fetch_timeout_seconds,
         retries=settings.fetch_retries,
-        max_bytes=settings.fetch_max_bytes,
     )
     fingerprint = FingerprintActivities(
         store,

@@ -17,6 +17,7 @@ from .minimal import starter
 from .minimal.activities import DownloadActivities, StatsActivities
 from .minimal.settings import MinimalSettings
 from .minimal.workflows import StatsWorkflow
+from .runtime.http import FetchPolicy
 from .runtime.pool import CpuPool
 from .runtime.store import StateStore
 from .runtime.worker import Registration, Service
@@ -36,9 +37,14 @@ def register(settings: Settings, store: StateStore, pool: CpuPool) -> Registrati
     """Every workflow and activity a worker of this service runs."""
     download = DownloadActivities(
         store,
+        policy=FetchPolicy(  # the guarded GET's limits (runtime/http.py)
+            timeout_seconds=settings.download_timeout_seconds,
+            deadline_seconds=settings.fetch_deadline_seconds,
+            max_bytes=settings.download_max_bytes,
+            max_redirects=settings.fetch_max_redirects,
+            allowed_networks=settings.fetch_allowed_networks,
+        ),
         concurrency=settings.download_concurrency,
-        timeout_seconds=settings.download_timeout_seconds,
-        max_bytes=settings.download_max_bytes,
     )
     stats = StatsActivities(
         store,

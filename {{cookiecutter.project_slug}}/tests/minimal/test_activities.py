@@ -28,6 +28,10 @@ from {{ cookiecutter.package_name }}.runtime.checkpoint import (
     Checkpoint,
     activity_checkpoint_key,
 )
+from {{ cookiecutter.package_name }}.runtime.http import (
+    FetchPolicy,
+    parse_networks,
+)
 from {{ cookiecutter.package_name }}.runtime.memo import (
     memo_key,
 )
@@ -38,7 +42,9 @@ from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
 )
 
+from ..toolkit.hostile_site import SECOND_HOST, HostileSite
 from ..toolkit.http_site import LocalSite, document_text, random_words
+from ..toolkit.processes import TEST_NETWORKS
 
 
 @pytest.fixture
@@ -50,9 +56,14 @@ def store_url(tmp_path: Path) -> str:
 def downloader(
     store: StateStore, *, concurrency: int = 5, max_bytes: int = 100_000
 ) -> DownloadActivities:
-    return DownloadActivities(
-        store, concurrency=concurrency, timeout_seconds=30.0, max_bytes=max_bytes
+    """The activity with the tests' servers (127.0.0.1 only) allowed."""
+    policy = FetchPolicy(
+        timeout_seconds=30.0,
+        deadline_seconds=60.0,
+        max_bytes=max_bytes,
+        allowed_networks=parse_networks([TEST_NETWORKS]),
     )
+    return DownloadActivities(store, policy=policy, concurrency=concurrency)
 
 
 def computer(store: StateStore, pool: CpuPool, *, every_items: int = 2) -> StatsActivities:
@@ -89,17 +100,31 @@ async def test_pages_are_stored_and_failures_reported(store: StateStore, site: L
             None,
         )
         assert await store.get(text_key(hashlib.sha256(body).hexdigest())) == body
-    assert (pages[1].sha256, pages[1].error) == (None, "HTTP 404")
+    assert (pages[1].sha256, pages[1].error) == (None, "HTTP 404 Not Found")
     assert pages[2].sha256 is None
     assert pages[2].error is not None
-    assert pages[2].error.startswith("UnsupportedProtocol")
+    assert pages[2].error.startswith("bad URL")
 
 
 async def test_a_page_over_the_limit_is_refused(store: StateStore, site: LocalSite) -> None:
     (page,) = await ActivityEnvironment().run(
         downloader(store, max_bytes=100).download_pages, [site.url("words/500/big")]
     )
-    assert (page.sha256, page.error) == (None, "larger than 100 bytes")
+    assert (page.sha256, page.error) == (None, "body over 100 bytes")
+
+
+async def test_hostile_pages_fail_alone(store: StateStore, hostile: HostileSite) -> None:
+    """A decompression bomb and a redirect to an address the allow-list leaves out (127.0.0.2)
+    are those pages' errors; the page between them is downloaded."""
+    urls = [hostile.url("bomb"), hostile.url("good/between"), hostile.url("to-other/away")]
+    pages = await ActivityEnvironment().run(downloader(store).download_pages, urls)
+    assert [page.error for page in pages] == [
+        "body over 100000 bytes decoded",
+        None,
+        f"address {SECOND_HOST} is loopback, not allowed",
+    ]
+    assert pages[1].size == len(document_text("between").encode())
+    assert hostile.hits["/good/away"] == 0  # the redirect was never followed
 
 
 async def test_downloads_run_concurrently_up_to_the_bound(

@@ -180,7 +180,7 @@ async def test_run_prints_one_line_per_page_and_json_on_request(
         assert code == 0, stderr
         assert stdout.splitlines() == [
             f"{urls[0]}  7 words, 7 distinct; top: cli(1) document(1) exactly(1) has(1) here(1)",
-            f"{urls[1]}  failed: HTTP 404",
+            f"{urls[1]}  failed: HTTP 404 Not Found",
             "2 pages: 1 done, 1 failed",
         ]
         assert "started workflow stats-" in stderr

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from temporalio.testing import ActivityEnvironment
 from yourpackage.pipeline.activities.fetch import FetchActivities
 from yourpackage.pipeline.models import FetchRequest, FetchResult, body_key
+from yourpackage.runtime.http import FetchPolicy, parse_networks
 from yourpackage.runtime.store import SqliteStateStore
 
 CONCURRENCY = 2
@@ -57,20 +58,26 @@ async def main(db: str) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    urls = [f"{base}/doc/{i}" for i in range(6)] + [f"{base}/missing", "ftp://nowhere/x"]
+    refused = base.replace("127.0.0.1", "127.0.0.2")  # loopback, but not in the allow-list
+    urls = [f"{base}/doc/{i}" for i in range(6)] + [f"{base}/missing", "ftp://nowhere/x", refused]
     try:
         async with SqliteStateStore(db) as store:
-            fetch = FetchActivities(
-                store, concurrency=CONCURRENCY, timeout_seconds=5, retries=1, max_bytes=10_000
+            # The site is on 127.0.0.1: the guarded GET refuses loopback unless allowed.
+            policy = FetchPolicy(
+                timeout_seconds=5,
+                max_bytes=10_000,
+                allowed_networks=parse_networks(["127.0.0.1/32"]),
             )
+            fetch = FetchActivities(store, policy=policy, concurrency=CONCURRENCY, retries=1)
             request = FetchRequest(urls=urls, documents_key="documents:smoke")
             summary = await ActivityEnvironment().run(fetch.fetch_documents, request)
-            assert (summary.fetched, summary.failed) == (6, 2), summary
+            assert (summary.fetched, summary.failed) == (6, 3), summary
             stored = await store.get(request.documents_key)  # the lists: in the store
             assert stored is not None
             result = FetchResult.model_validate_json(stored)
             assert [d.url for d in result.documents] == urls[:6]
             assert [f.url for f in result.failed] == urls[6:], result.failed
+            assert result.failed[2].reason == "address 127.0.0.2 is loopback, not allowed"
             for document in result.documents:
                 body = await store.get(body_key(document.sha256))
                 assert body is not None

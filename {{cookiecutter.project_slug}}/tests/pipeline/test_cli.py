@@ -382,10 +382,11 @@ def test_plain_lines_come_per_whole_percent_and_never_go_back() -> None:
 
 
 def screen(text: str) -> list[str]:
-    """What a terminal shows after `text`: carriage returns, newlines, cursor up (ESC [ n A)
-    and erase to the end of the line (ESC [ K) are followed; nothing else is expected."""
+    """What a terminal shows after `text`: carriage returns, newlines, cursor up (ESC [ n A),
+    erase to the end of the line (ESC [ K) and of the screen (ESC [ J) are followed; nothing
+    else is expected."""
     lines, row, column = [""], 0, 0
-    for piece in re.findall(r"\x1b\[\d*[AK]|\r|\n|[^\x1b\r\n]+", text):
+    for piece in re.findall(r"\x1b\[\d*[AKJ]|\r|\n|[^\x1b\r\n]+", text):
         if piece == "\r":
             column = 0
         elif piece == "\n":
@@ -395,6 +396,9 @@ def screen(text: str) -> list[str]:
             row = max(0, row - int(piece[2:-1] or 1))
         elif piece.endswith("K"):
             lines[row] = lines[row][:column]
+        elif piece.endswith("J"):
+            lines[row] = lines[row][:column]
+            lines[row + 1 :] = [""] * (len(lines) - row - 1)
         else:
             line = lines[row].ljust(column)
             lines[row] = line[:column] + piece + line[column + len(piece) :]
@@ -419,6 +423,23 @@ def test_terminal_bars_are_redrawn_in_place() -> None:
         progress_bar(fetch(100, 100)),
         progress_bar(Progress(stage="fingerprint", done=95, total=95)),
         progress_bar(Progress(stage="duplicates", done=95, total=95)),
+        "",
+    ]
+
+
+def test_a_note_goes_above_the_bars() -> None:
+    """A retried activity's failure (`run` reads it with describe()) gets a line of its own;
+    the bars are drawn again below it."""
+    out = io.StringIO()
+    display = ProgressDisplay(out, tty=True)
+    two = [fetch(100, 100), Progress(stage="fingerprint", done=10, total=100)]
+    display.show(two)
+    display.note("batch 0: fingerprint_documents is on attempt 2; the last one failed: boom")
+    display.show(two)
+    display.close()
+    assert [line.rstrip() for line in screen(out.getvalue())] == [
+        "  batch 0: fingerprint_documents is on attempt 2; the last one failed: boom",
+        *(progress_bar(progress) for progress in two),
         "",
     ]
 

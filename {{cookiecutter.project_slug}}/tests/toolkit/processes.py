@@ -52,6 +52,10 @@ def address_of(client: Client) -> str:
     return client.service_client.config.target_host
 
 
+TEST_NETWORKS = "127.0.0.1/32"
+"""What the tests' services may fetch from beside global addresses: the tests' own servers."""
+
+
 def service_env(address: str | None = None, **settings: object) -> dict[str, str]:
     """Environment for a service subprocess: ours minus stray settings, plus `settings`.
 
@@ -69,7 +73,14 @@ def service_env(address: str | None = None, **settings: object) -> dict[str, str
         env["TEMPORAL_ADDRESS"] = address
     env["PYTHONPATH"] = str(PROJECT)  # `python -m tests...` from `service_cwd()`
     # INFO: WorkerProcess waits for the "worker started" line.
-    settings = {"health_port": 0, "metrics_port": 0, "log_level": "INFO", **settings}
+    # Fetches may go to the tests' servers on 127.0.0.1 (and nowhere else private).
+    settings = {
+        "health_port": 0,
+        "metrics_port": 0,
+        "log_level": "INFO",
+        "fetch_allowed_networks": TEST_NETWORKS,
+        **settings,
+    }
     env.update({ENV_PREFIX + name.upper(): str(value) for name, value in settings.items()})
     return env
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-import httpx
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..runtime.checkpoint import Checkpoint
 from ..runtime.heartbeat import heartbeat_until_cancelled
+from ..runtime.http import FetchFailure, FetchPolicy, GuardedHttp
 from ..runtime.memo import Memo, memo_key
 from ..runtime.pool import CpuPool
 from ..runtime.store import StateStore
@@ -33,13 +33,10 @@ STATS_VERSION = 1  # bump when `page_stats` changes its results: old memo entrie
 class DownloadActivities:
     """The download activity, with its store and limits injected (see app.py)."""
 
-    def __init__(
-        self, store: StateStore, *, concurrency: int, timeout_seconds: float, max_bytes: int
-    ) -> None:
+    def __init__(self, store: StateStore, *, policy: FetchPolicy, concurrency: int) -> None:
         self.store = store
+        self.policy = policy
         self.concurrency = concurrency
-        self.timeout_seconds = timeout_seconds
-        self.max_bytes = max_bytes
 
     @activity.defn(name="download_pages")
     async def download_pages(self, urls: list[str]) -> list[Page]:
@@ -50,36 +47,28 @@ class DownloadActivities:
             heartbeat_until_cancelled(lambda: {"done": done, "total": len(urls)})
         )
 
-        async def one(client: httpx.AsyncClient, url: str) -> Page:
+        async def one(http: GuardedHttp, url: str) -> Page:
             nonlocal done
             async with semaphore:
-                page = await self._download(client, url)
+                page = await self._download(http, url)
             done += 1
             return page
 
         try:
-            async with httpx.AsyncClient(
-                timeout=self.timeout_seconds, follow_redirects=True
-            ) as client:
-                return list(await asyncio.gather(*(one(client, url) for url in urls)))
+            # The guarded GET (runtime/http.py) never raises for a URL: a bad one is a Page
+            # with its error, whatever it did (bad address, redirect loop, bomb, slow body).
+            async with GuardedHttp(self.policy, connections=self.concurrency) as http:
+                return list(await asyncio.gather(*(one(http, url) for url in urls)))
         finally:
             heartbeats.cancel()
 
-    async def _download(self, client: httpx.AsyncClient, url: str) -> Page:
-        body = bytearray()
-        try:
-            async with client.stream("GET", url) as response:
-                if response.status_code != httpx.codes.OK:
-                    return Page(url=url, error=f"HTTP {response.status_code}")
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        return Page(url=url, error=f"larger than {self.max_bytes} bytes")
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return Page(url=url, error=f"{type(exc).__name__}: {exc}")
-        sha256 = hashlib.sha256(body).hexdigest()
-        await self.store.put(text_key(sha256), bytes(body), ttl_seconds=DATA_TTL_SECONDS)
-        return Page(url=url, sha256=sha256, size=len(body))
+    async def _download(self, http: GuardedHttp, url: str) -> Page:
+        outcome = await http.get(url)
+        if isinstance(outcome, FetchFailure):
+            return Page(url=url, error=outcome.reason)
+        sha256 = hashlib.sha256(outcome.body).hexdigest()
+        await self.store.put(text_key(sha256), outcome.body, ttl_seconds=DATA_TTL_SECONDS)
+        return Page(url=url, sha256=sha256, size=len(outcome.body))
 
 
 class StatsState(BaseModel):

@@ -27,12 +27,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.exceptions import TemporalError
 
 from ..runtime.client import TemporalUnreachableError, connect
 from ..runtime.metrics import default_runtime
-from ..runtime.starter import InputError, printable, read_urls
+from ..runtime.starter import (
+    InputError,
+    execution_timeout,
+    pending_failures,
+    printable,
+    read_urls,
+)
 from ..runtime.store import StateStore, StateStoreError
 from ..runtime.ui import default_ui_url, workflow_link
 from . import report
@@ -150,6 +161,7 @@ async def start_and_wait(
                 PipelineInput(staged=staged, options=options),
                 id=workflow_id,
                 task_queue=settings.task_queue,
+                execution_timeout=execution_timeout(settings),
             )
         except TemporalError as exc:
             shown = printable(f"{workflow_id}: {exc}")
@@ -254,6 +266,20 @@ class ProgressTracker:
         self._handle = client.get_workflow_handle_for(PipelineWorkflow.run, workflow_id)
         self._batches: dict[int, BatchProgress] = {}
         self._turn = 0
+        self._failures: list[str] = []
+        self._seen_failures: set[str] = set()
+
+    def take_failures(self) -> list[str]:
+        """Failures of pending activities seen since the last call, each once: why a stage
+        that does not move is retrying (the activity's last failure, from describe())."""
+        taken, self._failures = self._failures, []
+        return taken
+
+    def _note_failures(self, where: str, description: WorkflowExecutionDescription) -> None:
+        for line in pending_failures(description):
+            if line not in self._seen_failures:
+                self._seen_failures.add(line)
+                self._failures.append(f"{where}: {line}")
 
     async def poll(self) -> list[Progress] | None:
         """The stages started so far with their counts; None if nothing answered yet."""
@@ -263,6 +289,9 @@ class ProgressTracker:
             return None  # no worker has picked the workflow up yet, or the server is away
         if pipeline.stage == "batches":
             await self._read_batches(pipeline)
+        elif pipeline.stage != "done":  # stage 3 runs in the pipeline workflow itself
+            with contextlib.suppress(TemporalError):
+                self._note_failures("pipeline", await self._handle.describe())
         return stages(pipeline, self._batches)
 
     async def _read_batches(self, pipeline: PipelineProgress) -> None:
@@ -281,6 +310,7 @@ class ProgressTracker:
             description = await handle.describe()
         except TemporalError:
             return  # the batch has not started yet, or the server is away: keep what we had
+        self._note_failures(f"batch {index}", description)
         for pending in description.raw_description.pending_activities:
             details = await self._client.data_converter.decode(pending.heartbeat_details.payloads)
             done, total = _counts(details[0] if details else None)
@@ -386,6 +416,15 @@ class ProgressDisplay:
                     print(line.rstrip(), file=self._out, flush=True)
                     self._printed[progress.stage] = progress
 
+    def note(self, line: str) -> None:
+        """A line of its own (e.g. a retried activity's failure), above the bars on a
+        terminal: they are drawn again below it on the next `show`."""
+        if self._tty and self._lines:
+            up = f"\x1b[{self._lines - 1}A" if self._lines > 1 else ""
+            self._out.write("\r" + up + "\x1b[J")  # back to the first bar; erase the bars
+            self._lines, self._drawn = 0, ""
+        print(f"  {line}", file=self._out, flush=True)
+
     def close(self) -> None:
         if self._tty and self._lines:
             print(file=self._out, flush=True)  # leave the last bars on their own lines
@@ -428,6 +467,8 @@ async def _report_progress(
     """Poll and show progress until `done` is set."""
     while not done.is_set():
         shown = await tracker.poll()
+        for line in tracker.take_failures():
+            display.note(line)
         if shown:
             display.show(shown)
         with contextlib.suppress(TimeoutError):

@@ -50,6 +50,9 @@ ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
+    # Bounded: an activity that keeps failing fails its batch (and `run` says why) instead
+    # of retrying forever. A bad URL is never one of these: it is that URL's failure.
+    maximum_attempts=10,
 )
 
 

@@ -49,6 +49,7 @@ STARTUP_TIMEOUT_SECONDS = 30.0
 UI_URL_VARIABLE = PACKAGE.upper() + "_TEMPORAL_UI_URL"
 # ERROR lines of a dev server that is still starting and then retries (module docstring)
 STARTUP_NOISE = ('error="shard status unknown"',)
+LOCAL_FETCH_NETWORKS = "127.0.0.1/32"  # where the sample site is: the worker may fetch there
 MISSING_SAMPLE = "missing.txt"  # in the demo on purpose: shows how a 404 is reported
 
 
@@ -160,8 +161,9 @@ def stop_dev_server(server: subprocess.Popen[bytes]) -> None:
 
 
 def worker_env(address: str) -> dict[str, str]:
-    """The worker's environment: `address`, and health and metrics ports that are free (the
-    defaults if they are) unless the environment or `.env` sets them."""
+    """The worker's environment: `address`, health and metrics ports that are free (the
+    defaults if they are) and fetches allowed to 127.0.0.1, unless the environment or `.env`
+    sets them."""
     env = {**os.environ, "TEMPORAL_ADDRESS": address}
     configured = {**dotenv_values(ENV_FILE), **env} if Path(ENV_FILE).is_file() else env
     for name in ("health_port", "metrics_port"):
@@ -169,6 +171,9 @@ def worker_env(address: str) -> dict[str, str]:
         env[variable] = configured.get(variable) or str(
             port_or_free(RuntimeSettings.model_fields[name].default)
         )
+    # The sample site is on 127.0.0.1, which fetches refuse unless allowed (runtime/http.py).
+    allowed = ENV_PREFIX + "FETCH_ALLOWED_NETWORKS"
+    env[allowed] = configured.get(allowed) or LOCAL_FETCH_NETWORKS
     return env
 
 

@@ -21,12 +21,13 @@ import ipaddress
 import os
 import subprocess
 import sys
-from typing import Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -49,6 +50,7 @@ ENV_FILE = ".env"
 DEFAULT_STATE_STORE_URL = "{{ 'redis://localhost:6379/0' if cookiecutter.state_store == 'redis' else 'sqlite:///.state/state.db' }}"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class RuntimeSettings(BaseSettings):
@@ -224,6 +226,33 @@ class RuntimeSettings(BaseSettings):
                     " git commit; this folder is no git checkout to take it from)"
                 )
         return value
+
+    fetch_allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    """Networks a fetch may connect to beside global addresses, comma separated CIDRs
+    (`127.0.0.1/32,10.1.0.0/16`). Loopback, private, link-local (cloud metadata) and other
+    special addresses are refused unless listed here (runtime/http.py)."""
+
+    @field_validator("fetch_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            try:
+                return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in value)
+            except ValueError as exc:
+                raise ValueError(f"not a list of networks (CIDR, comma separated): {exc}") from None
+        return value
+
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
+    """Redirects a fetch follows; each hop's address is checked again."""
+
+    fetch_deadline_seconds: float = Field(60.0, gt=0)
+    """The most one URL may take, every redirect and the whole body included."""
+
+    workflow_execution_timeout_seconds: float = Field(24 * 3600, gt=0)
+    """`run` starts workflows with this execution timeout: past it, Temporal ends the
+    workflow (and its retries) as timed out instead of letting it run forever."""
 
     state_store_password: SecretStr | None = None
     """Password of a Redis state store: never in the URL, which gets logged."""

@@ -12,14 +12,16 @@ otherwise) and return an exit code: 0 completed, 1 failed or unreachable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from pydantic import BaseModel
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionDescription, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import TemporalError
 
 from .client import TemporalUnreachableError, connect
@@ -29,6 +31,7 @@ from .ui import default_ui_url, workflow_link
 
 I = TypeVar("I")  # noqa: E741 (the workflow's input)
 R = TypeVar("R")
+FAILURE_POLL_SECONDS = 1.0
 
 
 MAX_URLS_FILE_BYTES = 256 * 1024 * 1024
@@ -127,7 +130,11 @@ async def _start_and_wait(
     client = await connect(settings, default_runtime())
     try:
         handle = await client.start_workflow(
-            workflow_run, request, id=workflow_id, task_queue=settings.task_queue
+            workflow_run,
+            request,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            execution_timeout=execution_timeout(settings),
         )
     except TemporalError as exc:
         print(f"error: could not start workflow {workflow_id}: {exc}", file=sys.stderr)
@@ -136,13 +143,54 @@ async def _start_and_wait(
     ui = settings.temporal_ui_url or default_ui_url(client.service_client.config.target_host)
     if ui:
         print(f"  {workflow_link(ui, client.namespace, workflow_id)}", file=sys.stderr)
+    watcher = asyncio.create_task(report_failures(handle, sys.stderr))
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
         print(f"error: workflow {workflow_id} failed: {innermost_cause(exc)}", file=sys.stderr)
         return 1
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     print(show(result) if show is not None else as_json(result))
     return 0
+
+
+def execution_timeout(settings: RuntimeSettings) -> timedelta:
+    """How long a workflow `run` starts may run in all (its retries and continue-as-new
+    runs included) before Temporal ends it as timed out."""
+    return timedelta(seconds=settings.workflow_execution_timeout_seconds)
+
+
+def pending_failures(description: WorkflowExecutionDescription) -> list[str]:
+    """A line per pending activity whose last attempt failed: what it is retrying, and why."""
+    lines = []
+    for pending in description.raw_description.pending_activities:
+        if pending.HasField("last_failure") and pending.last_failure.message:
+            lines.append(
+                f"{pending.activity_type.name} is on attempt {pending.attempt};"
+                f" the last one failed: {pending.last_failure.message}"
+            )
+    return lines
+
+
+async def report_failures(
+    handle: WorkflowHandle[Any, Any], out: TextIO, *, poll_seconds: float = FAILURE_POLL_SECONDS
+) -> None:
+    """While the workflow runs, print each new failure of a pending activity to `out` (a
+    workflow waiting on a failing activity would otherwise look stuck). Until cancelled."""
+    shown: set[str] = set()
+    while True:
+        try:
+            lines = pending_failures(await handle.describe())
+        except TemporalError:
+            lines = []  # the server is away for a moment: try again next time
+        for line in lines:
+            if line not in shown:
+                shown.add(line)
+                print(f"  {line}", file=out, flush=True)
+        await asyncio.sleep(poll_seconds)
 
 
 def as_json(result: object) -> str:

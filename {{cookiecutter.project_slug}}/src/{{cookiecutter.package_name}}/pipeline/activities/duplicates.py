@@ -77,7 +77,9 @@ class DuplicateActivities:
         stored = await self.store.get(key)
         if stored is None:
             raise ApplicationError(
-                f"documents {key} are not in the state store", type="MissingInput"
+                f"documents {key} are not in the state store",
+                type="MissingInput",
+                non_retryable=True,  # no retry brings it back
             )
         return FetchResult.model_validate_json(stored).documents
 
@@ -86,6 +88,8 @@ class DuplicateActivities:
         signatures = await self.store.get_json(key)
         if signatures is None:
             raise ApplicationError(
-                f"signatures {key} are not in the state store", type="MissingSignatures"
+                f"signatures {key} are not in the state store",
+                type="MissingSignatures",
+                non_retryable=True,
             )
         return dict(signatures)

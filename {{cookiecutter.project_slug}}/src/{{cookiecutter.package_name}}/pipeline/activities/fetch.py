@@ -15,6 +15,10 @@ stored in the workflow history and must stay small however large the batch.
 A URL that fails for good is reported as failed and the batch goes on; transient
 failures (timeouts, refused connections, 5xx, 429) are retried here, URL by URL, so one
 flaky URL does not make Temporal re-run the whole batch.
+
+The downloads go through the runtime's guarded GET (`runtime/http.py`): whatever a URL
+does (a redirect loop, a compressed bomb, a private or metadata address, a server sending
+a byte a second, a URL that does not parse), it is that URL's failure, with a reason.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ...runtime.heartbeat import heartbeat_until_cancelled
+from ...runtime.http import FetchFailure, FetchPolicy, GuardedHttp
 from ...runtime.metrics import ServiceMetrics
 from ...runtime.store import StateStore
 from ..models import (
@@ -39,35 +43,19 @@ from ..models import (
     body_key,
 )
 
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 RETRY_BACKOFF_SECONDS = 0.2
-
-
-class FetchError(Exception):
-    """A URL could not be fetched; `transient` says whether trying again may help."""
-
-    def __init__(self, reason: str, *, transient: bool) -> None:
-        super().__init__(reason)
-        self.transient = transient
 
 
 class FetchActivities:
     """The fetch activity with its dependencies (store and limits) injected by the worker."""
 
     def __init__(
-        self,
-        store: StateStore,
-        *,
-        concurrency: int,
-        timeout_seconds: float,
-        retries: int,
-        max_bytes: int,
+        self, store: StateStore, *, policy: FetchPolicy, concurrency: int, retries: int
     ) -> None:
         self.store = store
+        self.policy = policy
         self.concurrency = concurrency
-        self.timeout_seconds = timeout_seconds
         self.retries = retries
-        self.max_bytes = max_bytes
 
     @activity.defn(name="fetch_documents")
     async def fetch_documents(self, request: FetchRequest) -> FetchSummary:
@@ -86,20 +74,21 @@ class FetchActivities:
         semaphore = asyncio.Semaphore(self.concurrency)
         done = 0
 
-        async def fetch_counted(client: httpx.AsyncClient, url: str) -> DocumentRef | FailedUrl:
+        async def fetch_counted(http: GuardedHttp, url: str) -> DocumentRef | FailedUrl:
             nonlocal done
-            outcome = await self._fetch_with_retries(client, semaphore, url)
+            outcome = await self._fetch_with_retries(http, semaphore, url)
             done += 1
             return outcome
 
-        limits = httpx.Limits(max_connections=self.concurrency)
-        async with httpx.AsyncClient(
-            timeout=self.timeout_seconds, limits=limits, follow_redirects=True
-        ) as client:
+        async with GuardedHttp(self.policy, connections=self.concurrency) as http:
             heartbeats = asyncio.create_task(heartbeat_until_cancelled(lambda: done))
             try:
+                # The guarded GET never raises for a URL: what can end this group early is
+                # the state store failing, and then the whole attempt should fail (and retry).
                 async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(fetch_counted(client, url)) for url in urls]
+                    tasks = [group.create_task(fetch_counted(http, url)) for url in urls]
+            except BaseExceptionGroup as errors:
+                raise errors.exceptions[0] from None  # its own type and message, for the history
             finally:
                 heartbeats.cancel()
         outcomes = [task.result() for task in tasks]
@@ -123,48 +112,22 @@ class FetchActivities:
         )
 
     async def _fetch_with_retries(
-        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, url: str
+        self, http: GuardedHttp, semaphore: asyncio.Semaphore, url: str
     ) -> DocumentRef | FailedUrl:
         tries = self.retries + 1
         for attempt in range(1, tries + 1):
-            try:
-                async with semaphore:
-                    body, encoding = await self._download(client, url)
-            except FetchError as failure:
-                if not failure.transient or attempt == tries:
-                    suffix = f" (after {tries} tries)" if failure.transient and tries > 1 else ""
-                    return FailedUrl(url=url, reason=f"{failure}{suffix}")
+            async with semaphore:
+                outcome = await http.get(url)
+            if isinstance(outcome, FetchFailure):
+                if not outcome.transient or attempt == tries:
+                    suffix = f" (after {tries} tries)" if outcome.transient and tries > 1 else ""
+                    return FailedUrl(url=url, reason=f"{outcome.reason}{suffix}")
                 # Wait outside the semaphore, so a flaky URL does not hold a download slot.
                 await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
                 continue
+            body = outcome.body
             sha256 = hashlib.sha256(body).hexdigest()
             await self.store.put(body_key(sha256), body)
-            words = len(body.decode(encoding, errors="replace").split())
+            words = len(body.decode(outcome.encoding, errors="replace").split())
             return DocumentRef(url=url, sha256=sha256, bytes=len(body), words=words)
         raise AssertionError("unreachable: the loop returns on its last try")
-
-    async def _download(self, client: httpx.AsyncClient, url: str) -> tuple[bytes, str]:
-        """The body and its text encoding, or FetchError saying why not."""
-        if not url.startswith(("http://", "https://")):
-            raise FetchError("bad URL: only http:// and https:// are fetched", transient=False)
-        try:
-            async with client.stream("GET", url) as response:
-                if response.status_code in RETRYABLE_STATUS:
-                    raise FetchError(f"HTTP {response.status_code}", transient=True)
-                if response.is_error:
-                    reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-                    raise FetchError(reason, transient=False)
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FetchError(f"body over {self.max_bytes} bytes", transient=False)
-                    chunks.append(chunk)
-                return b"".join(chunks), response.encoding or "utf-8"
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise FetchError(f"bad URL: {exc}", transient=False) from None
-        except httpx.TimeoutException:
-            raise FetchError(f"timed out after {self.timeout_seconds:g}s", transient=True) from None
-        except httpx.TransportError as exc:
-            raise FetchError(f"{type(exc).__name__}: {exc}", transient=True) from None

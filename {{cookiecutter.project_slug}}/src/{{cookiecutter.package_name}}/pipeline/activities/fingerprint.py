@@ -172,7 +172,9 @@ class FingerprintActivities:
         stored = await self.store.get(key)
         if stored is None:  # stage 1 stored them; they can only be gone if the store lost them
             raise ApplicationError(
-                f"documents {key} are not in the state store", type="MissingInput"
+                f"documents {key} are not in the state store",
+                type="MissingInput",
+                non_retryable=True,  # no retry brings it back
             )
         return FetchResult.model_validate_json(stored).documents
 
