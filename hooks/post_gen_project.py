@@ -45,9 +45,11 @@ DELETE_WHEN: dict[str, dict[str, list[str]]] = {
             "compose.yaml",
             "deploy",
             "tests/test_deploy.py",
+            "tests/test_deploy_validators.py",
+            "tests/schemas",
         ],
     },
-    "ci": {"none": [".github"]},
+    "ci": {"none": [".github", "tests/test_github.py"]},
     "workshop": {"no": ["docs/workshop", "tests/test_workshop.py"]},
 }
 

@@ -46,7 +46,7 @@ from cookiecutter.main import cookiecutter
 # The options whose answers change the generated project's dependencies or requires-python: the
 # rendered lock has a variant for each combination of their choices. tests/test_pins.py fails if
 # another option changes pyproject.toml's dependencies.
-AXES: tuple[str, ...] = ("python_version", "deploy")
+AXES: tuple[str, ...] = ("python_version", "deploy", "ci")
 LOCK_TEMPLATE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "uv.lock"
 # The project's name as a lock spells it: the slug with runs of dashes collapsed (slugs are lower
 # case, digits and dashes already).

@@ -36,6 +36,7 @@ ALWAYS_PRESENT = (
     "src/{package_name}/runtime/checkpoint.py",
     "src/{package_name}/runtime/memo.py",
     "src/{package_name}/runtime/pool.py",
+    "src/{package_name}/runtime/tracing.py",
     "tests/toolkit/",
     "tests/runtime/",
     "docs/make-it-yours.md",

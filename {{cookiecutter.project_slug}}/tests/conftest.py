@@ -81,6 +81,14 @@ __all__ = [  # what other test modules import from here
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Drop OpenTelemetry's variables (`OTEL_*`) from this process's environment: with a
+    developer's `OTEL_EXPORTER_OTLP_ENDPOINT`, settings made here would trace the tests to
+    their collector (subprocesses get `service_env()`, which drops them as well)."""
+    for name in [k for k in os.environ if k.startswith("OTEL_")]:
+        del os.environ[name]
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """`temporal server start-dev` on a free port on 127.0.0.1, for the whole session."""

@@ -306,13 +306,19 @@ def test_compose_runs_temporal_three_workers_and_the_sample() -> None:
     assert temporal["image"].startswith("temporalio/temporal:")
     assert temporal["command"][:2] == ["server", "start-dev"]
     assert "--ip 0.0.0.0" in " ".join(temporal["command"])
-    assert {"7233:7233", "8233:8233"} <= set(temporal["ports"])
+    # Published on loopback only: the dev server has no authentication.
+    assert set(temporal["ports"]) == {"127.0.0.1:7233:7233", "127.0.0.1:8233:8233"}
 
     assert worker["deploy"]["replicas"] == 3
     assert worker["build"] == "."
     assert "command" not in worker  # the image's CMD, as in Kubernetes
     assert worker["depends_on"]["temporal"] == {"condition": "service_healthy"}
     assert worker["read_only"] is True
+    assert worker["cap_drop"] == ["ALL"]
+    assert worker["security_opt"] == ["no-new-privileges:true"]
+    limits = worker["deploy"]["resources"]["limits"]
+    assert limits["memory"] == "1G"
+    assert float(limits["cpus"]) == settings_from(worker["environment"]).cpu_processes
     environment = worker["environment"]
     settings = settings_from(environment)
     graceful = max(settings.graceful_shutdown_seconds, setting_default("graceful_shutdown_seconds"))

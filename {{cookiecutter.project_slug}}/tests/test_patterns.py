@@ -212,6 +212,23 @@ def package_imports(source: str) -> set[str]:
     return files
 
 
+def _owners(module: str, candidates: list[str]) -> list[str]:
+    """The distributions of `candidates` that hold `module`: of a namespace package such as
+    `opentelemetry` (the API, the SDK, each exporter), only the one the import names."""
+    if len(candidates) == 1:
+        return candidates
+    path = module.replace(".", "/")
+    owners = [
+        name
+        for name in candidates
+        if any(
+            str(f) == f"{path}.py" or str(f).startswith(f"{path}/")
+            for f in importlib.metadata.files(name) or ()
+        )
+    ]
+    return owners or candidates
+
+
 def third_party(imports: list[Import]) -> dict[str, bool]:
     """Distribution -> imported lazily only, for the imports that are neither stdlib nor ours."""
     by_module = importlib.metadata.packages_distributions()
@@ -221,7 +238,7 @@ def third_party(imports: list[Import]) -> dict[str, bool]:
         if imp.level or top in sys.stdlib_module_names or top in (SCRATCH, PACKAGE):
             continue
         assert top in by_module, f"{top} is imported but not installed"
-        for distribution in by_module[top]:
+        for distribution in _owners(imp.module, by_module[top]):
             name = canonicalize_name(distribution)
             found[name] = found.get(name, True) and imp.lazy
     return found

@@ -74,9 +74,12 @@ def cli() -> NoReturn:
 
     The SDK's native threads can crash a short-lived process during finalisation
     (sdk-python issue 300), after all the work is done; flushing and `os._exit` give
-    the exit code `main` chose, every time.
+    the exit code `main` chose, every time. Buffered spans (tracing.py) are sent first.
     """
     code = main()
+    from .runtime import tracing
+
+    tracing.shutdown()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

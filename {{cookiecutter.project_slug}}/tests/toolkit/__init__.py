@@ -13,6 +13,7 @@ default `SERVICE`), never a sample, so a project keeps it when it replaces the s
     history.py       record(folder, run) and replay(path, workflows): recorded-history tests
     versioning.py    set_current_version: make a Worker Deployment version current (CLI)
     metrics.py       scrape, totals: a worker's /metrics
+    otlp_collector.py  OtlpCollector: a real OTLP/HTTP trace receiver; the spans it got, decoded
     http_site.py     LocalSite: a real HTTP server with slow, failing and gated pages
     redis_server.py  RedisServer: a real redis-server (skipped without one, except in CI)
 

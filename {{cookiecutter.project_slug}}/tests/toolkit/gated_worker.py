@@ -35,6 +35,9 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
 from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
 )
+from {{ cookiecutter.package_name }}.runtime.tracing import (
+    shutdown as shutdown_tracing,
+)
 from {{ cookiecutter.package_name }}.runtime.worker import (
     Service,
     StartError,
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     code = main()
+    shutdown_tracing()  # as cli(): the spans still buffered are sent
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

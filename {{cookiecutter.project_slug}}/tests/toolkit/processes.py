@@ -59,6 +59,9 @@ TEST_NETWORKS = "127.0.0.1/32"
 def service_env(address: str | None = None, **settings: object) -> dict[str, str]:
     """Environment for a service subprocess: ours minus stray settings, plus `settings`.
 
+    Stray settings are the service's, Temporal's and OpenTelemetry's (`OTEL_*`: a developer's
+    collector must not receive the tests' spans, nor turn tracing on in them).
+
     `settings` are the service's (`task_queue=...` becomes `<PREFIX>TASK_QUEUE`). Health and
     metrics are off unless `settings` give them ports: workers of one test run, and of test
     runs side by side, would all want the default ports. Run it in `service_cwd()`, so that
@@ -67,7 +70,7 @@ def service_env(address: str | None = None, **settings: object) -> dict[str, str
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith((ENV_PREFIX, "TEMPORAL_")) and k != "PYTHONWARNINGS"
+        if not k.startswith((ENV_PREFIX, "TEMPORAL_", "OTEL_")) and k != "PYTHONWARNINGS"
     }
     if address is not None:
         env["TEMPORAL_ADDRESS"] = address

@@ -22,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
+from . import tracing
 from .settings import ENV_FILE, RuntimeSettings
 
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
@@ -58,19 +59,24 @@ async def connect(settings: RuntimeSettings, runtime: Runtime | None = None) -> 
     `runtime` carries the telemetry (the worker's serves Prometheus metrics) and the SDK
     Core's logging; None means the SDK's default runtime, whose Core prints its log lines
     (retries while the server is away) to stdout: the service passes one from `metrics.py`,
-    which sends them through Python logging to stderr.
+    which sends them through Python logging to stderr. With tracing on (tracing.py), the
+    client carries the tracing interceptor, and so does every worker built on it.
     """
     config = temporal_connect_config()
     if settings.identity:
         config["identity"] = settings.identity
     address = config["target_host"]
+    interceptors = tracing.interceptors(settings)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.connect_timeout_seconds
     delay = 0.5
     while True:
         try:
             return await Client.connect(
-                **config, data_converter=pydantic_data_converter, runtime=runtime
+                **config,
+                data_converter=pydantic_data_converter,
+                runtime=runtime,
+                interceptors=interceptors,
             )
         except RuntimeError as exc:  # the SDK reports connection failures as RuntimeError
             remaining = deadline - loop.time()

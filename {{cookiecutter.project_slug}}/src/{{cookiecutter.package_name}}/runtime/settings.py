@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 from typing import Annotated, Any, Literal, TypeVar, get_args
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
@@ -268,6 +269,33 @@ class RuntimeSettings(BaseSettings):
         if url is not None and not takes_password(url):
             raise ValueError("only a redis:// or rediss:// state store takes a password")
         return value
+
+    # Tracing (tracing.py): off unless an endpoint is set here or in OpenTelemetry's own
+    # variable; ours wins when both are set.
+    otel_endpoint: str | None = Field(
+        default_factory=lambda: os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    )
+    """Base URL of an OTLP/HTTP receiver, e.g. `http://otel-collector:4318` (default:
+    `OTEL_EXPORTER_OTLP_ENDPOINT`; unset: no tracing)."""
+
+    otel_service_name: str = Field(
+        default_factory=lambda: os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME,
+        min_length=1,
+    )
+    """The `service.name` of the spans (default: `OTEL_SERVICE_NAME`, else the project's)."""
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # an empty variable means no tracing
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL of an OTLP/HTTP receiver, such as"
+                " http://otel-collector:4318 (also checked in OTEL_EXPORTER_OTLP_ENDPOINT)"
+            )
+        return value.strip()
 
     def open_store(self) -> StateStore:
         """The state store these settings name, with the service's key prefix and TTL: what
