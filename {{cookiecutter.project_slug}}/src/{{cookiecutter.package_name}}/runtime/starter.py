@@ -147,7 +147,8 @@ async def _start_and_wait(
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        print(f"error: workflow {workflow_id} failed: {innermost_cause(exc)}", file=sys.stderr)
+        cause = printable(innermost_cause(exc), keep_newlines=False)  # it may quote an input
+        print(f"error: workflow {workflow_id} failed: {cause}", file=sys.stderr)
         return 1
     finally:
         watcher.cancel()
@@ -167,10 +168,11 @@ def pending_failures(description: WorkflowExecutionDescription) -> list[str]:
     """A line per pending activity whose last attempt failed: what it is retrying, and why."""
     lines = []
     for pending in description.raw_description.pending_activities:
-        if pending.HasField("last_failure") and pending.last_failure.message:
+        message = pending.last_failure.message if pending.HasField("last_failure") else ""
+        if message:  # it may quote an input (a URL): escaped, as everything shown from outside
             lines.append(
                 f"{pending.activity_type.name} is on attempt {pending.attempt};"
-                f" the last one failed: {pending.last_failure.message}"
+                f" the last one failed: {printable(message, keep_newlines=False)}"
             )
     return lines
 
