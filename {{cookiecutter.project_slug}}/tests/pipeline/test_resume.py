@@ -90,14 +90,11 @@ def cpu_gate(tmp_path: Path) -> Gate:
 
 
 async def start_pipeline(
-    client: Client, task_queue: str, urls: list[str], *, heartbeat_timeout_seconds: float = 2
+    client: Client, task_queue: str, urls: list[str]
 ) -> WorkflowHandle[Any, PipelineResult]:
-    """The pipeline; a short heartbeat timeout by default, so that a killed worker's attempt
-    is retried soon."""
-    options = PipelineOptions(heartbeat_timeout_seconds=heartbeat_timeout_seconds)
     return await client.start_workflow(
         PipelineWorkflow.run,
-        PipelineInput(urls=urls, options=options),
+        PipelineInput(urls=urls, options=PipelineOptions(heartbeat_timeout_seconds=2)),
         id=f"resume-{uuid.uuid4()}",
         task_queue=task_queue,
     )
@@ -181,12 +178,7 @@ async def test_sigterm_mid_cpu_stage_drains_without_a_failed_activity(
         client, task_queue, f"sqlite:///{tmp_path / 's.db'}", graceful_shutdown_seconds=30
     )
     async with running_worker(env, gate=cpu_gate(tmp_path)) as worker:
-        # Nothing is killed here, so nothing needs a short heartbeat timeout: with 2 s, a busy
-        # machine's late heartbeat timed the attempt out during the drain (its completion was
-        # then refused, and the retry ran instead).
-        handle = await start_pipeline(
-            client, task_queue, corpus(site, "drain", count=16), heartbeat_timeout_seconds=60
-        )
+        handle = await start_pipeline(client, task_queue, corpus(site, "drain", count=16))
         try:
             assert worker.gate is not None
             await worker.gate.wait_held(worker)  # mid-stage, and held there

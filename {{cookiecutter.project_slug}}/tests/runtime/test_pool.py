@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from {{ cookiecutter.package_name }}.runtime import pool as pool_module
 from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
 )
@@ -25,6 +28,38 @@ def child_pid() -> int:
 def sleep_then_pid(seconds: float) -> int:
     time.sleep(seconds)
     return os.getpid()
+
+
+START_MASK: set[int] = set()  # in a child: the signals it started with blocked
+
+
+def record_start_mask() -> None:
+    """An initializer that runs first thing in the child, as `_ignore_signals` does."""
+    START_MASK.update(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def start_mask() -> list[int]:
+    return sorted(START_MASK)
+
+
+def test_children_start_with_ctrl_c_and_sigterm_blocked() -> None:
+    """A child takes seconds to import before its initializer can ignore the signals; a
+    Ctrl-C in that window used to kill it and break the pool (seen as a failed activity
+    when a worker was stopped just as its pool grew). Started with both blocked, it cannot
+    die of one; and the worker's own mask is as before."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn, initializer=record_start_mask) as executor:
+        blocked = pool_module._submit(executor, start_mask).result(timeout=120)
+    assert {int(signal.SIGINT), int(signal.SIGTERM)} <= set(blocked)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+
+
+async def test_children_unblock_the_signals_they_ignore() -> None:
+    """After `_ignore_signals`, nothing stays blocked: the child's mask is its parent's."""
+    with CpuPool(1) as pool:
+        mask = await pool.run(signal.pthread_sigmask, signal.SIG_BLOCK, [])
+    assert not {signal.SIGINT, signal.SIGTERM} & set(mask)
 
 
 async def test_work_runs_in_other_processes() -> None:

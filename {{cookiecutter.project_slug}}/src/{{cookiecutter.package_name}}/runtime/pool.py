@@ -6,7 +6,9 @@ loop stays free for heartbeats and other activities. Three traps are handled her
 
 - Signals: Ctrl-C reaches every process of the terminal's process group. Children that
   obeyed it would die mid-chunk and fail every running activity; ours ignore SIGINT and
-  SIGTERM and let the worker decide (it drains, then shuts the pool down).
+  SIGTERM and let the worker decide (it drains, then shuts the pool down). A child is
+  started with both signals blocked, so that one arriving while it still imports (before
+  it can ignore them) waits, and is then dropped, instead of killing it.
 - A dead child (killed, out of memory) breaks a `ProcessPoolExecutor` for good. The pool
   is replaced, and the call fails with a retryable error, so Temporal retries the attempt
   instead of the worker wedging (sdk-python issue 245).
@@ -26,7 +28,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Self, TypeVar
@@ -37,16 +39,31 @@ T = TypeVar("T")
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
+WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the worker's to act on, not the children's
 
 
 def _ignore_signals() -> None:
     """Pool initializer: leave SIGINT and SIGTERM to the worker process; die with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Blocked since the start (`_submit`); one that came meanwhile is dropped, being ignored.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() == 1:  # the worker died before the call: nothing will signal us
             os._exit(1)
+
+
+def _submit(executor: ProcessPoolExecutor, fn: Callable[..., T], *args: object) -> Future[T]:
+    """`executor.submit`, with SIGINT and SIGTERM blocked in this thread meanwhile: a child
+    the executor starts now inherits the mask across spawn's exec, so a Ctrl-C while it
+    imports cannot kill it (and break the pool) before `_ignore_signals` runs. Signals to
+    the worker itself are not lost: another thread takes them, or this one right after."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+    try:
+        return executor.submit(fn, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 class CpuPool:
@@ -69,7 +86,7 @@ class CpuPool:
         """`fn(*args)` in a child process; `fn` and the arguments must pickle."""
         executor = self._current()
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+            return await asyncio.wrap_future(_submit(executor, fn, *args))
         except BrokenProcessPool:
             self._discard(executor)
             raise ApplicationError(
