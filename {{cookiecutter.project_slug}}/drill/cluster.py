@@ -147,6 +147,7 @@ class Cluster:
             "temporal-server",
             str(TEMPORAL_CLI), "server", "start-dev", "--headless",
             "--ip", "127.0.0.1", "--port", str(self.port), "--log-level", "error",
+            "--http-port", str(free_port()), "--metrics-port", str(free_port()),
             "--db-filename", str(self.workdir / "temporal.db"),
         )  # fmt: skip
         for _ in range(int(START_TIMEOUT_SECONDS / 0.1)):
