@@ -358,7 +358,7 @@ async def check_2(module: ModuleType) -> None:
 # ------------------------------------------------------------ module 3: processes and GIL
 
 TEXT_COUNT = 12
-WORDS_PER_TEXT = 1200
+WORDS_PER_TEXT = 4800  # about 0.05 s of MinHash a text: chunks long enough to time
 WORKERS = 2  # parallel parts; on a machine with more cores the speedup cannot exceed this
 
 
@@ -424,8 +424,9 @@ async def check_3(module: ModuleType) -> None:
             "every chunk ran inside the worker's own process: threads, which take turns"
             " holding the GIL, so pure Python runs on one core at a time"
         )
-    if len(others) < WORKERS:
-        raise NotYetError(f"the chunks ran in {len(others)} other process(es), not {WORKERS}")
+    # How many of the pool's processes took chunks is the machine's business (one that starts
+    # first may take them all), so it is shown, not checked: the lesson is "not this process".
+    print(f"{len(others)} of the {WORKERS} pool processes took chunks")
 
 
 # ----------------------------------------------------------------- module 4: checkpoints
