@@ -31,6 +31,7 @@ rejects one that does, and the password comes separately, as a `SecretStr`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import hashlib
@@ -67,16 +68,72 @@ class StateStoreError(Exception):
     a SQLite file that cannot be created or written)."""
 
 
-class StateStore:
+class StateStore(abc.ABC):
     """Async key-value store of bytes, with JSON helpers; every value expires.
 
-    A backend implements `_get`, `_put` and `_delete` on full keys; the public methods add
-    the key prefix and the default TTL, so no caller can forget either. A wrapper around
-    another store (a test's gate, a recorder) overrides `get`, `put` and `delete` instead.
+    The backends derive from `PrefixedStore`, which adds the key prefix and the default TTL
+    so that no caller can forget either; a wrapper around another store (a test's gate, a
+    recorder) derives from this class and implements `get`, `put` and `delete`.
     """
 
-    key_prefix = ""
-    ttl_seconds: float | None = None
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The value stored under `key`, or None if there is none (or it expired)."""
+
+    @abc.abstractmethod
+    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+        """Store `value` under `key` atomically, replacing any previous value; it expires after
+        `ttl_seconds`, or the store's own TTL when that is None."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove `key`; removing a missing key is not an error."""
+
+    async def get_verified(self, key: str, sha256: str) -> bytes | None:
+        """The value under `key` if its SHA-256 is `sha256` (a body stored by its hash, the
+        claim check); None if it is missing or is not that content, which is logged once
+        as a warning. Treat None as a miss: fetch or compute it again, never use the value."""
+        value = await self.get(key)
+        if value is None:
+            return None
+        if hashlib.sha256(value).hexdigest() != sha256.lower():
+            logger.warning(
+                "state store value %s ignored: its SHA-256 is not %s (altered or corrupt);"
+                " it is fetched or computed again",
+                key,
+                sha256,
+            )
+            return None
+        return value
+
+    async def close(self) -> None:  # noqa: B027 (optional: a wrapper holds nothing to release)
+        """Release connections; the store must not be used afterwards."""
+
+    async def get_json(self, key: str) -> Any | None:
+        """The JSON value under `key`, decoded, or None."""
+        raw = await self.get(key)
+        return None if raw is None else json.loads(raw)
+
+    async def put_json(self, key: str, value: Any, *, ttl_seconds: float | None = None) -> None:
+        """Store a JSON-serialisable value under `key`."""
+        await self.put(key, json.dumps(value).encode(), ttl_seconds=ttl_seconds)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class PrefixedStore(StateStore):
+    """A backend's base: every key is stored as `<key_prefix>:<key>`, and a put without a
+    TTL of its own gets `ttl_seconds`. A backend implements `_get`, `_put` and `_delete`
+    on those full keys."""
 
     def __init__(self, *, key_prefix: str = "", ttl_seconds: float | None = None) -> None:
         if key_prefix and not KEY_PREFIX_PATTERN.fullmatch(key_prefix):
@@ -106,60 +163,20 @@ class StateStore:
         """Remove `key`; removing a missing key is not an error."""
         await self._delete(self.full_key(key))
 
-    async def get_verified(self, key: str, sha256: str) -> bytes | None:
-        """The value under `key` if its SHA-256 is `sha256` (a body stored by its hash, the
-        claim check); None if it is missing or is not that content, which is logged once
-        as a warning. Treat None as a miss: fetch or compute it again, never use the value."""
-        value = await self.get(key)
-        if value is None:
-            return None
-        if hashlib.sha256(value).hexdigest() != sha256.lower():
-            logger.warning(
-                "state store value %s ignored: its SHA-256 is not %s (altered or corrupt);"
-                " it is fetched or computed again",
-                key,
-                sha256,
-            )
-            return None
-        return value
-
+    @abc.abstractmethod
     async def _get(self, key: str) -> bytes | None:
-        """The value under the full key `key`, or None (a backend implements it)."""
-        raise NotImplementedError
+        """The value under the full key `key`, or None."""
 
+    @abc.abstractmethod
     async def _put(self, key: str, value: bytes, *, ttl_seconds: float | None) -> None:
         """Store `value` under the full key `key`, expiring after `ttl_seconds` (None: never)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def _delete(self, key: str) -> None:
-        """Remove the full key `key` (a backend implements it)."""
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        """Release connections; the store must not be used afterwards."""
-
-    async def get_json(self, key: str) -> Any | None:
-        """The JSON value under `key`, decoded, or None."""
-        raw = await self.get(key)
-        return None if raw is None else json.loads(raw)
-
-    async def put_json(self, key: str, value: Any, *, ttl_seconds: float | None = None) -> None:
-        """Store a JSON-serialisable value under `key`."""
-        await self.put(key, json.dumps(value).encode(), ttl_seconds=ttl_seconds)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        """Remove the full key `key`."""
 
 
-class SqliteStateStore(StateStore):
+class SqliteStateStore(PrefixedStore):
     """A `StateStore` in one SQLite file, shared safely by the processes of one host.
 
     sqlite3 is blocking, so every call runs on one dedicated thread: the event loop
@@ -279,7 +296,7 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
 REDIS_RETRIES = 3
 
 
-class RedisStateStore(StateStore):
+class RedisStateStore(PrefixedStore):
     """A `StateStore` in one Redis database, shared by every worker that can reach it.
 
     A put is one `SET key value [PX ms]`. Redis runs each command whole, so a reader sees
