@@ -143,7 +143,8 @@ async def _start_and_wait(
     ui = settings.temporal_ui_url or default_ui_url(client.service_client.config.target_host)
     if ui:
         print(f"  {workflow_link(ui, client.namespace, workflow_id)}", file=sys.stderr)
-    watcher = asyncio.create_task(report_failures(handle, sys.stderr))
+    stop_watching = asyncio.Event()
+    watcher = asyncio.create_task(report_failures(handle, sys.stderr, stop=stop_watching))
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
@@ -151,9 +152,8 @@ async def _start_and_wait(
         print(f"error: workflow {workflow_id} failed: {cause}", file=sys.stderr)
         return 1
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        stop_watching.set()  # between two calls: one cut off mid-call logs a server ERROR
+        await watcher
     print(show(result) if show is not None else as_json(result))
     return 0
 
@@ -178,12 +178,19 @@ def pending_failures(description: WorkflowExecutionDescription) -> list[str]:
 
 
 async def report_failures(
-    handle: WorkflowHandle[Any, Any], out: TextIO, *, poll_seconds: float = FAILURE_POLL_SECONDS
+    handle: WorkflowHandle[Any, Any],
+    out: TextIO,
+    *,
+    stop: asyncio.Event | None = None,
+    poll_seconds: float = FAILURE_POLL_SECONDS,
 ) -> None:
     """While the workflow runs, print each new failure of a pending activity to `out` (a
-    workflow waiting on a failing activity would otherwise look stuck). Until cancelled."""
+    workflow waiting on a failing activity would otherwise look stuck). Until `stop` is set,
+    which it sees between two calls (a describe cut off mid-call makes the server log an
+    ERROR), or until cancelled."""
+    stop = stop or asyncio.Event()
     shown: set[str] = set()
-    while True:
+    while not stop.is_set():
         try:
             lines = pending_failures(await handle.describe())
         except TemporalError:
@@ -192,7 +199,8 @@ async def report_failures(
             if line not in shown:
                 shown.add(line)
                 print(f"  {line}", file=out, flush=True)
-        await asyncio.sleep(poll_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_seconds)
 
 
 def as_json(result: object) -> str:
