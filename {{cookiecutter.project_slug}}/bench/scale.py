@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,8 @@ WORKERS = 3
 WORDS = 150
 NEAR_EVERY, NEAR_BACK = 500, 250
 MIB = 1024 * 1024
+DEFAULTS = Settings(_env_file=None)
+BARE_DOCUMENTS, BARE_ROUNDS = 3000, 3
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Run:
     limits: Limits
     worker_peaks: list[int]
     pool_peaks: list[int]
+    cpu: dict[str, float]  # CPU seconds by role: server, workers, pools, corpus, starter
 
 
 def peak_rss(pid: int) -> int:
@@ -58,6 +62,12 @@ def peak_rss(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmHWM for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far (Linux: /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -75,14 +85,30 @@ def corpus(base_url: str, documents: int) -> list[str]:
 
 
 async def one_run(
-    workdir: Path, base_url: str, documents: int, batch_size: int, parallel: int
+    workdir: Path,
+    corpus_pid: int,
+    base_url: str,
+    documents: int,
+    batch_size: int,
+    parallel: int,
+    *,
+    worker_module: str | None = None,
 ) -> Run:
+    """One whole pipeline run on a fresh cluster; `worker_module`: run that module's worker
+    (bench/bare.py) instead of the service's own."""
     cluster = Cluster(workdir)
     try:
         await cluster.start_server()
         store_url, _ = await cluster.start_stores()
+        # The service's own checkpoint policy (the drill's cluster saves far more often).
+        settings = {
+            "cpu_processes": 1,
+            "checkpoint_every_items": DEFAULTS.checkpoint_every_items,
+            "checkpoint_every_seconds": DEFAULTS.checkpoint_every_seconds,
+        }
         workers = [
-            await cluster.start_worker("scale", store_url, cpu_processes=1) for _ in range(WORKERS)
+            await cluster.start_worker("scale", store_url, module=worker_module, settings=settings)
+            for _ in range(WORKERS)
         ]
         urls_file = workdir / "urls.txt"
         urls_file.write_text("\n".join(corpus(base_url, documents)) + "\n")
@@ -93,6 +119,15 @@ async def one_run(
             f"{ENV_PREFIX}BATCH_SIZE": str(batch_size),
             f"{ENV_PREFIX}PARALLEL_BATCHES": str(parallel),
         }
+        server = next(p for p in cluster.processes if p.name == "temporal-server")
+        roles = {
+            "server": [server.pid],
+            "workers": [w.pid for w in workers],
+            "pools": [c for w in workers for c in children(w.pid)],
+            "corpus": [corpus_pid],
+        }
+        before = {role: sum(map(cpu_seconds, pids)) for role, pids in roles.items()}
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         starter = await asyncio.to_thread(
             subprocess.run,
@@ -101,6 +136,9 @@ async def one_run(
             env={**_clean_env(), **env}, capture_output=True, text=True, check=False,
         )  # fmt: skip
         seconds = time.perf_counter() - started
+        cpu = {role: sum(map(cpu_seconds, pids)) - before[role] for role, pids in roles.items()}
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the starter, the one reaped
+        cpu["starter"] = after.ru_utime + after.ru_stime - reaped.ru_utime - reaped.ru_stime
         if starter.returncode != 0:
             raise RuntimeError(f"run failed ({starter.returncode}): {starter.stderr[-2000:]}")
         report = json.loads(starter.stdout)
@@ -110,9 +148,38 @@ async def one_run(
         limits = await measure(client, "scale")
         worker_peaks = [peak_rss(w.pid) for w in workers]
         pool_peaks = [max((peak_rss(c) for c in children(w.pid)), default=0) for w in workers]
-        return Run(documents, seconds, len(report["duplicates"]), limits, worker_peaks, pool_peaks)
+        return Run(
+            documents, seconds, len(report["duplicates"]), limits, worker_peaks, pool_peaks, cpu
+        )
     finally:
         await cluster.stop()
+
+
+async def bare_comparison(corpus_pid: int, base_url: str, args: argparse.Namespace) -> None:
+    """This service's workers against bare SDK workers (bench/bare.py), same run, in turn."""
+    documents, rounds = BARE_DOCUMENTS, BARE_ROUNDS
+    print(f"\nThis worker against a bare SDK worker ({documents} documents, best of {rounds})")
+    kinds = {"this worker": None, "bare SDK worker": "bench.bare"}
+    runs: dict[str, list[Run]] = {name: [] for name in kinds}
+    for _ in range(rounds):  # in turn, so drift on a busy machine hits both
+        for name, module in kinds.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                run = await one_run(
+                    Path(tmp), corpus_pid, base_url, documents, args.batch_size,
+                    args.parallel_batches, worker_module=module,
+                )  # fmt: skip
+            runs[name].append(run)
+    rate = {name: max(r.documents / r.seconds for r in done) for name, done in runs.items()}
+    for name, done in runs.items():
+        each = " ".join(f"{r.documents / r.seconds:.0f}" for r in done)
+        worker_cpu = min(1000 * (r.cpu["workers"] + r.cpu["pools"]) / r.documents for r in done)
+        server_cpu = min(1000 * r.cpu["server"] / r.documents for r in done)
+        print(
+            f"  {name:<16} {rate[name]:>6.1f} docs/s (runs {each});  CPU ms per document:"
+            f" workers and pools {worker_cpu:.2f}, server {server_cpu:.2f}"
+        )
+    ratio = rate["this worker"] / rate["bare SDK worker"]
+    print(f"  ratio this/bare  {ratio:>6.2f}  (target >= 0.95)", flush=True)
 
 
 def _clean_env() -> dict[str, str]:
@@ -124,7 +191,7 @@ def mib(values: list[int]) -> str:
 
 
 async def main() -> None:
-    defaults = Settings(_env_file=None)
+    defaults = DEFAULTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -149,8 +216,9 @@ async def main() -> None:
         for documents in args.documents:
             with tempfile.TemporaryDirectory() as tmp:
                 run = await one_run(
-                    Path(tmp), base_url, documents, args.batch_size, args.parallel_batches
-                )
+                    Path(tmp), server.pid, base_url, documents, args.batch_size,
+                    args.parallel_batches,
+                )  # fmt: skip
             limits = run.limits
             print(
                 f"  {run.documents:>9} {run.seconds:>8.1f} {run.documents / run.seconds:>7.1f} "
@@ -158,8 +226,14 @@ async def main() -> None:
                 f"{limits.largest_payload:>13} B  {mib(run.worker_peaks)} | {mib(run.pool_peaks)}",
                 flush=True,
             )
+            share = "  ".join(
+                f"{role} {1000 * cpu / run.documents:.2f}" for role, cpu in run.cpu.items()
+            )
+            print(f"  {'':>9} CPU ms per document: {share}", flush=True)
         print("  targets: largest payload < 1 MB, < 10,000 events per history, "
               "peak worker memory < 250 MiB and about the same at every size")  # fmt: skip
+
+        await bare_comparison(server.pid, base_url, args)
     finally:
         server.terminate()
         server.wait()

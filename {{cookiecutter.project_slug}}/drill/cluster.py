@@ -200,6 +200,7 @@ class Cluster:
         gated: bool = False,
         activity: str = "",
         service: str | None = None,
+        module: str | None = None,
         settings: Mapping[str, object] | None = None,
         **overrides: object,
     ) -> Process:
@@ -209,7 +210,8 @@ class Cluster:
         `gated`: `python -m tests.toolkit.gated_worker`, its store behind a fresh gate of its own
         (in gates/<name>; a gate closes once per process), which holds it after the first
         checkpoint (of `activity`, if given) until opened. `service` ("module:attribute"):
-        that service instead of the app's. Otherwise the service's own `worker` command.
+        that service instead of the app's. `module`: `python -m <module>` (the scale run's
+        bare SDK worker, bench/bare.py). Otherwise the service's own `worker` command.
         """
         self.started[task_queue] = self.started.get(task_queue, 0) + 1
         name = f"{task_queue}-worker-{self.started[task_queue]}"
@@ -220,7 +222,9 @@ class Cluster:
             gate = Gate(self.workdir / "gates" / name, activity=activity)
             gate.folder.mkdir(parents=True)  # new: no `open` left from an earlier run
             env.update(gate.env())
-        if gated or service:
+        if module:
+            command = ["-m", module]
+        elif gated or service:
             command = ["-m", "tests.toolkit.gated_worker", *([service] if service else [])]
         else:
             command = ["-m", PACKAGE, "worker"]

@@ -242,3 +242,24 @@ def test_keys_are_the_same_in_other_processes() -> None:
         assert child.returncode == 0, child.stdout + child.stderr
         keys.add(child.stdout.strip())
     assert keys == {memo_key("minhash", 1, *ARGS)}
+
+
+async def test_many_lookups_and_puts_in_one_call(
+    store: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`get_many` and `put_many` check entries exactly as `get` and `put` do."""
+    memo = Memo(store, ttl_seconds=60)
+    keys = [memo_key("f", 1, i) for i in range(4)]
+    await memo.put_many({keys[0]: [0], keys[1]: [1], keys[2]: "not a list"})
+
+    def as_list(value: object) -> list[int]:
+        if not isinstance(value, list):
+            raise ValueError("not a list")
+        return value
+
+    with caplog.at_level(logging.WARNING):
+        assert await memo.get_many(keys, as_list) == [[0], [1], None, None]
+    assert (memo.hits, memo.misses) == (2, 2)
+    assert [r.getMessage() for r in caplog.records if keys[2] in r.getMessage()]
+    await store.put(keys[3], await store.get(keys[0]) or b"")  # another key's entry
+    assert await memo.get_many([keys[3]]) == [None]

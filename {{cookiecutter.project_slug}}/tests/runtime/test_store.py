@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.runtime.store import (
     DEFAULT_TTL_SECONDS,
+    BufferedPuts,
     RedisStateStore,
     SqliteStateStore,
     StateStore,
@@ -364,3 +365,94 @@ async def test_rediss_with_a_private_ca_and_a_password(tmp_path: Path) -> None:
                 await store.get("k")
     finally:
         server.stop()
+
+
+async def test_many_values_in_one_call(store_url: str) -> None:
+    """`get_many` gives the values in the order asked (None where missing, repeats
+    allowed) and `put_many` stores each under the prefix with the TTL given, for more keys
+    than one SQLite statement takes."""
+    items = {f"k{i}": f"v{i}".encode() for i in range(1200)}
+    async with open_store(store_url, key_prefix="batch") as store:
+        await store.put_many(items, ttl_seconds=60)
+        await store.put_many({})
+        asked = ["k1199", "missing", "k0", "k0", *(f"k{i}" for i in range(600, 0, -1))]
+        assert await store.get_many(asked) == [items.get(key) for key in asked]
+        assert await store.get_many([]) == []
+        remaining = remaining_ttl(store_url, "batch:k7")
+        assert remaining is not None
+        assert 0 < remaining <= 60
+        await store.put_many({"k0": b"replaced"})  # a put without a TTL gets the store's
+        assert await store.get("k0") == b"replaced"
+        default = remaining_ttl(store_url, "batch:k0")
+        assert default is not None
+        assert 60 < default <= DEFAULT_TTL_SECONDS
+
+
+async def test_put_many_stores_all_or_nothing(store: StateStore) -> None:
+    """A batch that cannot be written leaves no part of it behind."""
+    await store.put("kept", b"before")
+    bad: dict[str, bytes] = {"kept": b"after", "new": b"1", "broken": object()}  # type: ignore[dict-item]
+    with pytest.raises((StateStoreError, redis.exceptions.DataError)):
+        await store.put_many(bad)
+    assert await store.get_many(["kept", "new", "broken"]) == [b"before", None, None]
+
+
+async def test_verified_reads_of_many_bodies(store: StateStore) -> None:
+    bodies = [b"one", b"two", b"three"]
+    hashes = [hashlib.sha256(b).hexdigest() for b in bodies]
+    await store.put_many({f"body:{h}": b for h, b in zip(hashes, bodies, strict=True)})
+    await store.put(f"body:{hashes[1]}", b"altered")
+    claims = [(f"body:{h}", h) for h in hashes] + [("body:missing", hashes[0])]
+    assert await store.get_verified_many(claims) == [b"one", None, b"three", None]
+
+
+class Recorder(StateStore):
+    """A wrapper as a test writes one: only get, put and delete."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    async def get(self, key: str) -> bytes | None:
+        self.calls.append(f"get {key}")
+        return await self.inner.get(key)
+
+    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+        self.calls.append(f"put {key}")
+        await self.inner.put(key, value, ttl_seconds=ttl_seconds)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+
+async def test_a_wrapper_sees_every_key_of_a_batch(store: StateStore) -> None:
+    recorder = Recorder(store)
+    await recorder.put_many({"a": b"1", "b": b"2"})
+    assert await recorder.get_many(["b", "a", "c"]) == [b"2", b"1", None]
+    assert recorder.calls == ["put a", "put b", "get b", "get a", "get c"]
+
+
+async def test_buffered_puts_write_in_batches_and_at_the_end(store: StateStore) -> None:
+    recorder = Recorder(store)
+    async with BufferedPuts(recorder, max_items=3, max_bytes=100) as puts:
+        await puts.put("a", b"1")
+        await puts.put("b", b"2")
+        assert await store.get_many(["a", "b"]) == [None, None]  # waiting
+        await puts.put("c", b"3")  # the third: the batch is written
+        assert await store.get_many(["a", "b", "c"]) == [b"1", b"2", b"3"]
+        await puts.put("big", b"x" * 100)  # max_bytes reached: written at once
+        assert await store.get("big") == b"x" * 100
+        await puts.put("d", b"4")
+    assert await store.get("d") == b"4"  # the rest, at the end of the block
+    assert recorder.calls == ["put a", "put b", "put c", "put big", "put d"]
+
+
+async def test_buffered_puts_are_dropped_when_the_block_fails(store: StateStore) -> None:
+    async def download() -> None:
+        async with BufferedPuts(store, max_items=10) as puts:
+            await puts.put("a", b"1")
+            raise RuntimeError("the download failed")
+
+    with pytest.raises(RuntimeError, match="the download failed"):
+        await download()
+    assert await store.get("a") is None

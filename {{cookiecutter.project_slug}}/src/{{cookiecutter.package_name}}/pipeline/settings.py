@@ -1,7 +1,7 @@
 """The pipeline's own settings: the runtime's (`runtime/settings.py`) plus this section.
 
 Same rules as the runtime's: field `x` is read from `<ENV_PREFIX>X`, e.g.
-    {{ cookiecutter.package_name | upper }}_FETCH_CONCURRENCY=20
+    MY_TEMPORAL_SERVICE_FETCH_CONCURRENCY=20
 and a bad value stops the program at start naming the variable. "Starter side" settings
 are read by `run` and travel to the workflow in its input, so one run keeps them even if
 the workers' environment changes meanwhile.
@@ -39,7 +39,7 @@ class PipelineSettings(RuntimeSettings):
     heartbeat_timeout_seconds: float = Field(30.0, gt=0)
     """An activity that has not heartbeated for this long is retried elsewhere."""
 
-    cpu_chunk_size: int = Field(4, ge=1)
+    cpu_chunk_size: int = Field(16, ge=1)
     """Documents per task sent to the pool: small chunks keep cancellation prompt."""
 
     minhash_permutations: int = Field(128, ge=1, le=4096)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import ipaddress
 import socket
 import zlib
@@ -102,6 +103,7 @@ def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(value.strip(), strict=False) for value in values)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function, asked once per request or more
 def address_refusal(address: str, allowed: tuple[IPNetwork, ...]) -> str | None:
     """Why the policy refuses to connect to `address` (an IP literal), or None if it may."""
     try:
@@ -269,14 +271,18 @@ def _next_hop(current: URL, location: str | None) -> URL:
 
 def _check_literal(url: URL, allowed: tuple[IPNetwork, ...]) -> None:
     """An IP literal host is not resolved (aiohttp connects to it as it is): check it here."""
-    host = url.host or ""
+    refusal = _literal_refusal(url.host or "", allowed)
+    if refusal is not None:
+        raise _RefusedError(refusal)
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_refusal(host: str, allowed: tuple[IPNetwork, ...]) -> str | None:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return  # a name: PolicyResolver checks what it resolves to
-    refusal = address_refusal(host, allowed)
-    if refusal is not None:
-        raise _RefusedError(refusal)
+        return None  # a name: PolicyResolver checks what it resolves to
+    return address_refusal(host, allowed)
 
 
 def _address_refused(exc: BaseException) -> str | None:

@@ -37,7 +37,7 @@ import hashlib
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from .store import StateStore
@@ -97,7 +97,27 @@ class Memo:
 
         With `validate`, a hit is the value it returns; a value it refuses is a miss.
         """
-        raw = await self.store.get(key)
+        return self._checked(key, await self.store.get(key), validate)
+
+    async def get_many(
+        self, keys: Sequence[str], validate: Validator[V] | None = None
+    ) -> list[V | None]:
+        """`get` of every key, in one round trip to the store (`StateStore.get_many`)."""
+        raws = await self.store.get_many(keys)
+        return [self._checked(key, raw, validate)[1] for key, raw in zip(keys, raws, strict=True)]
+
+    async def put(self, key: str, value: Any) -> None:
+        """Cache the JSON value `value` under `key` for `ttl_seconds`."""
+        await self.store.put(key, _encode(key, value), ttl_seconds=self.ttl_seconds)
+
+    async def put_many(self, values: Mapping[str, Any]) -> None:
+        """`put` of every (key, value), in one round trip to the store."""
+        encoded = {key: _encode(key, value) for key, value in values.items()}
+        await self.store.put_many(encoded, ttl_seconds=self.ttl_seconds)
+
+    def _checked(
+        self, key: str, raw: bytes | None, validate: Validator[Any] | None
+    ) -> tuple[bool, Any]:
         if raw is not None:
             try:
                 value = _decode(raw, key)
@@ -112,10 +132,6 @@ class Memo:
                 return True, value
         self.misses += 1
         return False, None
-
-    async def put(self, key: str, value: Any) -> None:
-        """Cache the JSON value `value` under `key` for `ttl_seconds`."""
-        await self.store.put(key, _encode(key, value), ttl_seconds=self.ttl_seconds)
 
 
 def _first_line(exc: BaseException) -> str:

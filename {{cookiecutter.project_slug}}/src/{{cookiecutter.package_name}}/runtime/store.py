@@ -23,7 +23,14 @@ The URL chooses:
     await store.put("body:ab12...", b"...")          # stored as invoices:body:ab12...
     body = await store.get("body:ab12...")           # None if missing or expired
     body = await store.get_verified("body:ab12...", "ab12...")  # None if it is not that body
+    a, b = await store.get_many(["a", "b"])          # one round trip for many keys
+    await store.put_many({"a": b"1", "b": b"2"})     # one round trip, all or none
     await store.close()
+
+Per-item work costs a round trip each (a thread hop and a transaction for SQLite, a network
+round trip for Redis): an activity that handles many small values reads and writes them in
+batches (`get_many`, `put_many`, `BufferedPuts`), which the scale run measured as the
+cheapest change per document (`make bench`).
 
 A URL never holds a password (it ends up in logs and error messages): `check_store_url`
 rejects one that does, and the password comes separately, as a `SecretStr`.
@@ -41,7 +48,7 @@ import math
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,22 +96,29 @@ class StateStore(abc.ABC):
     async def delete(self, key: str) -> None:
         """Remove `key`; removing a missing key is not an error."""
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values under `keys`, in their order (None where there is none): one round trip
+        in the backends. This default asks `get` for each, so a wrapper sees every key."""
+        return [await self.get(key) for key in keys]
+
+    async def put_many(
+        self, items: Mapping[str, bytes], *, ttl_seconds: float | None = None
+    ) -> None:
+        """Store every value of `items` under its key, as `put` does: in the backends, in one
+        round trip and atomically (all or none). This default calls `put` for each."""
+        for key, value in items.items():
+            await self.put(key, value, ttl_seconds=ttl_seconds)
+
     async def get_verified(self, key: str, sha256: str) -> bytes | None:
         """The value under `key` if its SHA-256 is `sha256` (a body stored by its hash, the
         claim check); None if it is missing or is not that content, which is logged once
         as a warning. Treat None as a miss: fetch or compute it again, never use the value."""
-        value = await self.get(key)
-        if value is None:
-            return None
-        if hashlib.sha256(value).hexdigest() != sha256.lower():
-            logger.warning(
-                "state store value %s ignored: its SHA-256 is not %s (altered or corrupt);"
-                " it is fetched or computed again",
-                key,
-                sha256,
-            )
-            return None
-        return value
+        return _verified(key, await self.get(key), sha256)
+
+    async def get_verified_many(self, claims: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """`get_verified` of each (key, sha256) of `claims`, in one `get_many`."""
+        values = await self.get_many([key for key, _ in claims])
+        return [_verified(key, v, sha256) for (key, sha256), v in zip(claims, values, strict=True)]
 
     async def close(self) -> None:  # noqa: B027 (optional: a wrapper holds nothing to release)
         """Release connections; the store must not be used afterwards."""
@@ -128,6 +142,73 @@ class StateStore(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _verified(key: str, value: bytes | None, sha256: str) -> bytes | None:
+    if value is None or hashlib.sha256(value).hexdigest() == sha256.lower():
+        return value
+    logger.warning(
+        "state store value %s ignored: its SHA-256 is not %s (altered or corrupt);"
+        " it is fetched or computed again",
+        key,
+        sha256,
+    )
+    return None
+
+
+class BufferedPuts:
+    """Puts gathered and written with `put_many` once `max_items` or `max_bytes` are waiting,
+    and at the end of the `async with` block (not when it ends in an error: nothing that
+    failed needs its values kept, and a retry writes them again).
+
+        async with BufferedPuts(store, max_items=64) as puts:
+            for key, body in downloads:
+                await puts.put(key, body)   # written in batches of 64
+        # every value is stored here
+
+    A value is only readable once written: keep values that are read back out of it, or
+    flush first (`await puts.flush()`).
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        max_items: int = 64,
+        max_bytes: int = 4 * 1024 * 1024,
+        ttl_seconds: float | None = None,
+    ) -> None:
+        self.store = store
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.ttl_seconds = ttl_seconds
+        self._waiting: dict[str, bytes] = {}
+        self._bytes = 0
+
+    async def put(self, key: str, value: bytes) -> None:
+        """Add a value; write the batch now if it is full."""
+        self._bytes += len(value) - len(self._waiting.get(key, b""))
+        self._waiting[key] = value
+        if len(self._waiting) >= self.max_items or self._bytes >= self.max_bytes:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every waiting value (one `put_many`)."""
+        if self._waiting:
+            items, self._waiting, self._bytes = self._waiting, {}, 0
+            await self.store.put_many(items, ttl_seconds=self.ttl_seconds)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.flush()
 
 
 class PrefixedStore(StateStore):
@@ -163,6 +244,26 @@ class PrefixedStore(StateStore):
         """Remove `key`; removing a missing key is not an error."""
         await self._delete(self.full_key(key))
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return await self._get_many([self.full_key(key) for key in keys])
+
+    async def put_many(
+        self, items: Mapping[str, bytes], *, ttl_seconds: float | None = None
+    ) -> None:
+        ttl = self.ttl_seconds if ttl_seconds is None else ttl_seconds
+        full = {self.full_key(key): value for key, value in items.items()}
+        if full:
+            await self._put_many(full, ttl_seconds=ttl)
+
+    async def _get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The values under the full keys `keys`, in order (a backend does it in one trip)."""
+        return [await self._get(key) for key in keys]
+
+    async def _put_many(self, items: dict[str, bytes], *, ttl_seconds: float | None) -> None:
+        """Store every value under its full key, atomically (a backend does it in one trip)."""
+        for key, value in items.items():
+            await self._put(key, value, ttl_seconds=ttl_seconds)
+
     @abc.abstractmethod
     async def _get(self, key: str) -> bytes | None:
         """The value under the full key `key`, or None."""
@@ -174,6 +275,9 @@ class PrefixedStore(StateStore):
     @abc.abstractmethod
     async def _delete(self, key: str) -> None:
         """Remove the full key `key`."""
+
+
+SQLITE_KEYS_PER_QUERY = 500  # under SQLite's oldest limit of 999 parameters per statement
 
 
 class SqliteStateStore(PrefixedStore):
@@ -262,19 +366,41 @@ class SqliteStateStore(PrefixedStore):
         return await self._run(get)
 
     async def _put(self, key: str, value: bytes, *, ttl_seconds: float | None) -> None:
+        await self._put_many({key: value}, ttl_seconds=ttl_seconds)
+
+    async def _get_many(self, keys: list[str]) -> list[bytes | None]:
+        def get_many(conn: sqlite3.Connection) -> list[bytes | None]:
+            found: dict[str, bytes] = {}
+            now = time.time()
+            for start in range(0, len(keys), SQLITE_KEYS_PER_QUERY):
+                part = keys[start : start + SQLITE_KEYS_PER_QUERY]
+                marks = ",".join("?" * len(part))  # only placeholders go into the SQL
+                rows = conn.execute(
+                    f"SELECT key, value FROM kv WHERE key IN ({marks})"  # noqa: S608
+                    " AND (expires_at IS NULL OR expires_at > ?)",
+                    (*part, now),
+                )
+                found.update((key, bytes(value)) for key, value in rows)
+            return [found.get(key) for key in keys]
+
+        return await self._run(get_many)
+
+    async def _put_many(self, items: dict[str, bytes], *, ttl_seconds: float | None) -> None:
         expires_at = None if ttl_seconds is None else time.time() + ttl_seconds
 
-        def put(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                " expires_at = excluded.expires_at",
-                (key, value, expires_at),
-            )
+        def put_many(conn: sqlite3.Connection) -> None:
+            with conn:  # one transaction: every value or none
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+                    " expires_at = excluded.expires_at",
+                    [(key, value, expires_at) for key, value in items.items()],
+                )
             if time.monotonic() - self._last_purge >= self._purge_every:
                 self._purge(conn)
 
-        await self._run(put)
+        await self._run(put_many)
 
     async def _delete(self, key: str) -> None:
         await self._run(lambda conn: conn.execute("DELETE FROM kv WHERE key = ?", (key,)))
@@ -373,6 +499,21 @@ class RedisStateStore(PrefixedStore):
     async def _delete(self, key: str) -> None:
         with self._compact_errors():
             await self._client.delete(key)
+
+    async def _get_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        with self._compact_errors():
+            values = await self._client.mget(keys)
+        return [None if value is None else bytes(value) for value in values]
+
+    async def _put_many(self, items: dict[str, bytes], *, ttl_seconds: float | None) -> None:
+        px = None if ttl_seconds is None else max(1, math.ceil(ttl_seconds * 1000))
+        with self._compact_errors():
+            async with self._client.pipeline(transaction=True) as pipe:  # MULTI ... EXEC
+                for key, value in items.items():
+                    pipe.set(key, value, px=px)
+                await pipe.execute()
 
     async def close(self) -> None:
         await self._client.aclose()

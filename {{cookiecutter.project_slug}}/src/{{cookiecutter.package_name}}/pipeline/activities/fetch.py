@@ -32,7 +32,7 @@ from temporalio.exceptions import ApplicationError
 from ...runtime.heartbeat import heartbeat_until_cancelled
 from ...runtime.http import FetchFailure, FetchPolicy, GuardedHttp
 from ...runtime.metrics import ServiceMetrics
-from ...runtime.store import StateStore
+from ...runtime.store import BufferedPuts, StateStore
 from ..models import (
     PIPELINE_DATA_TTL_SECONDS,
     DocumentRef,
@@ -44,6 +44,7 @@ from ..models import (
 )
 
 RETRY_BACKOFF_SECONDS = 0.2
+BODIES_PER_WRITE = 64
 
 
 class FetchActivities:
@@ -74,19 +75,26 @@ class FetchActivities:
         semaphore = asyncio.Semaphore(self.concurrency)
         done = 0
 
-        async def fetch_counted(http: GuardedHttp, url: str) -> DocumentRef | FailedUrl:
+        async def fetch_counted(
+            http: GuardedHttp, bodies: BufferedPuts, url: str
+        ) -> DocumentRef | FailedUrl:
             nonlocal done
-            outcome = await self._fetch_with_retries(http, semaphore, url)
+            outcome = await self._fetch_with_retries(http, bodies, semaphore, url)
             done += 1
             return outcome
 
-        async with GuardedHttp(self.policy, connections=self.concurrency) as http:
+        # Bodies are written in batches (one transaction or round trip per 64), and all of
+        # them before the list that names them.
+        async with (
+            GuardedHttp(self.policy, connections=self.concurrency) as http,
+            BufferedPuts(self.store, max_items=BODIES_PER_WRITE) as bodies,
+        ):
             heartbeats = asyncio.create_task(heartbeat_until_cancelled(lambda: done))
             try:
                 # The guarded GET never raises for a URL: what can end this group early is
                 # the state store failing, and then the whole attempt should fail (and retry).
                 async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(fetch_counted(http, url)) for url in urls]
+                    tasks = [group.create_task(fetch_counted(http, bodies, url)) for url in urls]
             except BaseExceptionGroup as errors:
                 raise errors.exceptions[0] from None  # its own type and message, for the history
             finally:
@@ -112,7 +120,7 @@ class FetchActivities:
         )
 
     async def _fetch_with_retries(
-        self, http: GuardedHttp, semaphore: asyncio.Semaphore, url: str
+        self, http: GuardedHttp, bodies: BufferedPuts, semaphore: asyncio.Semaphore, url: str
     ) -> DocumentRef | FailedUrl:
         tries = self.retries + 1
         for attempt in range(1, tries + 1):
@@ -127,7 +135,7 @@ class FetchActivities:
                 continue
             body = outcome.body
             sha256 = hashlib.sha256(body).hexdigest()
-            await self.store.put(body_key(sha256), body)
+            await bodies.put(body_key(sha256), body)
             words = len(body.decode(outcome.encoding, errors="replace").split())
             return DocumentRef(url=url, sha256=sha256, bytes=len(body), words=words)
         raise AssertionError("unreachable: the loop returns on its last try")

@@ -39,7 +39,7 @@ from ..models import (
     body_key,
 )
 
-MINHASH_VERSION = 2  # bump when `minhash.signature` changes: old memo entries stop matching
+MINHASH_VERSION = 3  # bump when `minhash.signature` changes: old memo entries stop matching
 CHECKPOINT_TTL_SECONDS = 24 * 3600  # checkpoints of abandoned runs must not pile up
 MISSING_BODY = "MissingBody"
 """The error type of a body that is gone from the store or is not its SHA-256's content."""
@@ -107,20 +107,17 @@ class FingerprintActivities:
             metrics.checkpoint_restores.add(1)
             metrics.signatures_restored.add(restored)
 
-        memoized = 0
-        todo = []
-        for sha256 in wanted:
-            if sha256 in state.signatures:
-                continue
-            cached = await self.memo.get(
-                signature_memo_key(sha256, params),
-                lambda value: minhash.checked_signature(value, params.num_perm),
-            )
-            if cached is not None:
-                state.signatures[sha256] = cached
-                memoized += 1
-            else:
-                todo.append(sha256)
+        # One round trip for every memo lookup of the batch, not one per document.
+        missing = [sha256 for sha256 in wanted if sha256 not in state.signatures]
+        cached = await self.memo.get_many(
+            [signature_memo_key(sha256, params) for sha256 in missing],
+            lambda value: minhash.checked_signature(value, params.num_perm),
+        )
+        todo = [sha256 for sha256, found in zip(missing, cached, strict=True) if found is None]
+        for sha256, found in zip(missing, cached, strict=True):
+            if found is not None:
+                state.signatures[sha256] = found
+        memoized = len(missing) - len(todo)
         metrics.memo_hits.add(memoized)
         metrics.signatures_memoized.add(memoized)
         metrics.memo_misses.add(len(todo))
@@ -129,13 +126,14 @@ class FingerprintActivities:
 
         async def compute(chunk: list[str]) -> None:
             nonlocal computed
-            texts = [await self._text(sha256) for sha256 in chunk]
+            texts = await self._texts(chunk)
             results = await self.pool.run(
                 minhash.signatures, texts, params.num_perm, params.shingle_size
             )
-            for sha256, signature in zip(chunk, results, strict=True):
-                state.signatures[sha256] = signature
-                await self.memo.put(signature_memo_key(sha256, params), signature)
+            state.signatures.update(zip(chunk, results, strict=True))
+            await self.memo.put_many(
+                {signature_memo_key(h, params): s for h, s in zip(chunk, results, strict=True)}
+            )
             computed += len(chunk)
             metrics.signatures_computed.add(len(chunk))
             await checkpoint.maybe_save(state, len(chunk))
@@ -178,16 +176,17 @@ class FingerprintActivities:
             )
         return FetchResult.model_validate_json(stored).documents
 
-    async def _text(self, sha256: str) -> str:
-        # Checked against its SHA-256: a body altered in the store is never fingerprinted.
-        body = await self.store.get_verified(body_key(sha256), sha256)
-        if body is None:  # stage 1 stored it: the store lost it, or it was altered since
-            raise ApplicationError(
-                f"body {sha256} is missing from the state store, or is not that content",
-                type=MISSING_BODY,
-                non_retryable=True,  # the same read would fail again: the batch fetches again
-            )
-        return body.decode("utf-8", errors="replace")
+    async def _texts(self, chunk: list[str]) -> list[str]:
+        # Checked against their SHA-256: a body altered in the store is never fingerprinted.
+        bodies = await self.store.get_verified_many([(body_key(h), h) for h in chunk])
+        for sha256, body in zip(chunk, bodies, strict=True):
+            if body is None:  # stage 1 stored it: the store lost it, or it was altered since
+                raise ApplicationError(
+                    f"body {sha256} is missing from the state store, or is not that content",
+                    type=MISSING_BODY,
+                    non_retryable=True,  # the same read would fail again: the batch fetches again
+                )
+        return [body.decode("utf-8", errors="replace") for body in bodies if body is not None]
 
 
 async def _run_bounded(
