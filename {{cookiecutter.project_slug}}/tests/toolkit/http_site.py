@@ -122,45 +122,48 @@ class LocalSite:
             def do_GET(self) -> None:
                 site._enter(self.path)
                 try:
-                    self._route(self.path.split("?", 1)[0].strip("/").split("/"))
+                    status, text = self._route(self.path.split("?", 1)[0].strip("/").split("/"))
                 finally:
+                    # Before the answer goes out: once the client has it, it may send its next
+                    # request, which must never find this one still counted as in flight.
                     site._leave(self.path)
+                self._send(status, text)
 
-            def _route(self, parts: list[str]) -> None:
+            def _route(self, parts: list[str]) -> tuple[int, str]:
                 match parts:
                     case ["doc", name]:
-                        self._send(200, document_text(name))
+                        return 200, document_text(name)
                     case ["copy", name, _tag]:
-                        self._send(200, document_text(name))
+                        return 200, document_text(name)
                     case ["words", count, seed]:
-                        self._send(200, random_words(int(count), seed))
+                        return 200, random_words(int(count), seed)
                     case ["near", count, seed]:
-                        self._send(200, random_words(int(count), seed, change_every=40))
+                        return 200, random_words(int(count), seed, change_every=40)
                     case ["slow", millis, name]:
                         time.sleep(int(millis) / 1000)
-                        self._send(200, document_text(name))
+                        return 200, document_text(name)
                     case ["gate", name]:
                         if site.gate(name).wait(timeout=300):  # a bound for a broken test only
-                            self._send(200, document_text(name))
+                            return 200, document_text(name)
                         else:
-                            self._send(504, "the test never opened the gate")
+                            return 504, "the test never opened the gate"
                     case ["hold", parties, name]:
                         try:
                             site.hold(_group(name), int(parties)).wait()
                         except threading.BrokenBarrierError:
-                            self._send(504, "the rest of the group never came")
+                            return 504, "the rest of the group never came"
                         else:
-                            self._send(200, document_text(name))
+                            return 200, document_text(name)
                     case ["status", code]:
-                        self._send(int(code), "")
+                        return int(code), ""
                     case ["flaky", failures, key]:
                         seen = site.hits[self.path]
                         if seen <= int(failures):
-                            self._send(503, "try again")
+                            return 503, "try again"
                         else:
-                            self._send(200, document_text(key))
+                            return 200, document_text(key)
                     case _:
-                        self._send(404, "no such route")
+                        return 404, "no such route"
 
             def _send(self, status: int, text: str) -> None:
                 body = text.encode()
