@@ -8,10 +8,16 @@ cross-batch grouping has something to find.
 
 Printed per run: documents per second, the largest payload and the most events in any one
 history (the parent's runs and every batch's), and the peak resident memory of each worker
-process (VmHWM) and of its pool process. Memory should not grow with the documents.
+process (VmHWM) and of its pool process. Memory should not grow with the documents. Then the
+profile of the run: CPU time per document of each kind of process (the dev server, the
+workers' own processes, their pool processes, the corpus server standing in for the web, and
+`run`), read from /proc, which says where the two cores went. Last, the same run on this
+service's workers and on bare SDK workers (bench/bare.py), in turn: the ratio is what the
+template's machinery costs.
 
     python -m bench.scale                      # 1,000 then 10,000 documents
     python -m bench.scale --documents 2000 --batch-size 250 --parallel-batches 6
+    python -m bench.scale --documents 10000 --bare-rounds 0   # no bare-worker comparison
 """
 
 from __future__ import annotations
@@ -157,7 +163,7 @@ async def one_run(
 
 async def bare_comparison(corpus_pid: int, base_url: str, args: argparse.Namespace) -> None:
     """This service's workers against bare SDK workers (bench/bare.py), same run, in turn."""
-    documents, rounds = BARE_DOCUMENTS, BARE_ROUNDS
+    documents, rounds = BARE_DOCUMENTS, args.bare_rounds
     print(f"\nThis worker against a bare SDK worker ({documents} documents, best of {rounds})")
     kinds = {"this worker": None, "bare SDK worker": "bench.bare"}
     runs: dict[str, list[Run]] = {name: [] for name in kinds}
@@ -196,6 +202,9 @@ async def main() -> None:
     parser.add_argument("--documents", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--parallel-batches", type=int, default=defaults.parallel_batches)
+    parser.add_argument(
+        "--bare-rounds", type=int, default=BARE_ROUNDS, help="0: no bare SDK worker comparison"
+    )
     args = parser.parse_args()
 
     server = subprocess.Popen(
@@ -233,7 +242,8 @@ async def main() -> None:
         print("  targets: largest payload < 1 MB, < 10,000 events per history, "
               "peak worker memory < 250 MiB and about the same at every size")  # fmt: skip
 
-        await bare_comparison(server.pid, base_url, args)
+        if args.bare_rounds > 0:
+            await bare_comparison(server.pid, base_url, args)
     finally:
         server.terminate()
         server.wait()
