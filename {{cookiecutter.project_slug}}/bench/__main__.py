@@ -4,8 +4,9 @@
   (the GIL: threads do not speed up pure Python).
 - Checkpoints: the fingerprint activity with a checkpoint every few documents, and none.
 - Memoization: a memo hit against computing the signature.
-- Fetch stage: 200 URLs with 50 ms latency each, at concurrency 1 and at the default,
-  against the ideal time (latency x ceil(200 / concurrency)).
+- Fetch clients: the fetch activity on aiohttp (GuardedHttp) and on httpx, 1,000 URLs with
+  50 ms latency each at concurrency 10 and 50: CPU per request, and wall time against the
+  ideal time (latency x ceil(1000 / concurrency)); bench/fetch_clients.py.
 
 Each measurement is the best of a few runs; the ratios are what to read. `make bench` then
 runs the scale run (bench/scale.py): the whole pipeline over 1,000 and 10,000 documents.
@@ -15,10 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,15 +25,13 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
+from bench.fetch_clients import compare_clients
 from tests.toolkit.http_site import random_words
 from {{ cookiecutter.package_name }}.app import (
     Settings,
 )
 from {{ cookiecutter.package_name }}.pipeline import (
     minhash,
-)
-from {{ cookiecutter.package_name }}.pipeline.activities.fetch import (
-    FetchActivities,
 )
 from {{ cookiecutter.package_name }}.pipeline.activities.fingerprint import (
     FingerprintActivities,
@@ -44,7 +40,6 @@ from {{ cookiecutter.package_name }}.pipeline.activities.fingerprint import (
 )
 from {{ cookiecutter.package_name }}.pipeline.models import (
     DocumentRef,
-    FetchRequest,
     FetchResult,
     FingerprintRequest,
     MinHashParams,
@@ -52,10 +47,6 @@ from {{ cookiecutter.package_name }}.pipeline.models import (
 )
 from {{ cookiecutter.package_name }}.runtime.checkpoint import (
     Checkpoint,
-)
-from {{ cookiecutter.package_name }}.runtime.http import (
-    FetchPolicy,
-    parse_networks,
 )
 from {{ cookiecutter.package_name }}.runtime.memo import (
     Memo,
@@ -180,22 +171,6 @@ async def memo_hit_vs_compute(directory: Path, text: str) -> tuple[float, float]
     return compute, hit
 
 
-async def fetch_stage(directory: Path, concurrency: int, base_url: str, tag: str) -> float:
-    urls = [f"{base_url}/{tag}-{concurrency}-{i}" for i in range(200)]
-    async with SqliteStateStore(directory / f"fetch-{tag}-{concurrency}.db") as store:
-        # The local site is on loopback, which the guarded GET refuses unless allowed.
-        policy = FetchPolicy(
-            timeout_seconds=10, max_bytes=10**6, allowed_networks=parse_networks(["127.0.0.1/32"])
-        )
-        activities = FetchActivities(store, policy=policy, concurrency=concurrency, retries=0)
-        started = time.perf_counter()
-        request = FetchRequest(urls=urls, documents_key="documents:bench")
-        summary = await ActivityEnvironment().run(activities.fetch_documents, request)
-        elapsed = time.perf_counter() - started
-    assert summary.fetched == 200, summary
-    return elapsed
-
-
 def row(name: str, value: str, note: str = "") -> None:
     print(f"  {name:<38} {value:>12}  {note}")
 
@@ -232,30 +207,7 @@ async def main() -> None:
         row("compute", f"{compute * 1000:.2f}ms")
         row("memo hit", f"{hit * 1000:.3f}ms", f"{compute / hit:.0f}x faster (target >= 100x)")
 
-        print("\nFetch stage (200 URLs, 50 ms latency each, server in its own process)")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.latency_server", "50"], stdout=subprocess.PIPE, text=True
-        )
-        try:
-            assert server.stdout is not None
-            base_url = server.stdout.readline().strip()
-            default = Settings(_env_file=None).fetch_concurrency
-            for concurrency in (1, default):
-                ideal = 0.05 * math.ceil(200 / concurrency)
-                seconds = min(
-                    [
-                        await fetch_stage(directory, concurrency, base_url, str(r))
-                        for r in range(REPEATS)
-                    ]
-                )
-                row(
-                    f"concurrency={concurrency}",
-                    f"{seconds:.2f}s",
-                    f"ideal {ideal:.2f}s, ratio {seconds / ideal:.2f} (target <= 1.3)",
-                )
-        finally:
-            server.terminate()
-            server.wait()
+        await compare_clients(directory)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ server library would. One request per connection. Routes (GET):
     /hops/<n>/<name>        <n> redirects (n >= 1), the last one to /good/<name>
     /loop/<n>               a redirect to /loop/<n+1>, for ever
     /to-other/<name>        a redirect to /good/<name> on 127.0.0.2
+    /gzip/<name>            the /good/<name> document, gzipped (a good compressed body)
     /fake-gzip/<name>       `Content-Encoding: gzip` on a plain body
     /bomb                   one gzip layer over `bomb_bytes` zero bytes (~1 KB per MB)
     /nested-bomb            `Content-Encoding: gzip, gzip`: the bomb gzipped once more
@@ -119,6 +120,9 @@ class HostileSite:
                 await _send(writer, 302, b"", Location=f"/loop/{int(count) + 1}")
             case ["to-other", name]:
                 await _send(writer, 302, b"", Location=self.url(f"good/{name}", SECOND_HOST))
+            case ["gzip", name]:
+                packed = gzip.compress(document_text(name).encode())
+                await _send(writer, 200, packed, **{"Content-Encoding": "gzip"})
             case ["fake-gzip", name]:
                 plain = document_text(name).encode()
                 await _send(writer, 200, plain, **{"Content-Encoding": "gzip"})

@@ -18,7 +18,9 @@ One bad URL must never fail the batch, exhaust the worker or reach what it shoul
 - Time: `timeout_seconds` per connect and per read, and `deadline_seconds` for the whole URL
   (every hop and the body), so a server sending a byte a second cannot hold a download.
 
-The client is aiohttp (about a tenth of httpx's CPU per request, measured on 2 cores).
+The client is aiohttp, chosen by measurement inside the fetch activity (the pipeline sample's
+`make bench`, bench/fetch_clients.py): httpx took about 5x its CPU per request at concurrency
+10 and over 20x at 50 (httpcore's pool scans its connections for every request), on 2 cores.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ import functools
 import ipaddress
 import socket
 import zlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -83,6 +85,28 @@ class FetchFailure:
     reason: str
     transient: bool
     status: int | None = None
+
+
+class HttpClient(Protocol):
+    """What the fetch activity needs of a client: `async with`, and a GET that never raises
+    for a URL. GuardedHttp is the one; the pipeline's bench measures an httpx one against it."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def get(self, url: str) -> Fetched | FetchFailure: ...
+
+
+class HttpClientFactory(Protocol):
+    """How the fetch activity builds its client (GuardedHttp by default)."""
+
+    def __call__(self, policy: FetchPolicy, *, connections: int) -> HttpClient: ...
 
 
 class _RefusedError(Exception):
@@ -298,7 +322,15 @@ def _address_refused(exc: BaseException) -> str | None:
 
 async def _read_body(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     """The body decoded from its Content-Encoding, refused once it passes `max_bytes`."""
-    coding = response.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+    coding = response.headers.get("Content-Encoding")
+    return await _decode_body(coding, response.content.iter_chunked(CHUNK), max_bytes)
+
+
+async def _decode_body(
+    content_encoding: str | None, chunks: AsyncIterable[bytes], max_bytes: int
+) -> bytes:
+    """Raw `chunks` decoded from `content_encoding`, bounded while they stream (any client)."""
+    coding = (content_encoding or "identity").strip().lower() or "identity"
     if "," in coding:
         raise _RefusedError(f"nested Content-Encoding {coding!r} refused")
     if coding != "identity" and coding not in DECODERS:
@@ -308,7 +340,7 @@ async def _read_body(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     too_big = _RefusedError(
         f"body over {max_bytes} bytes" + ("" if decoder is None else " decoded")
     )
-    async for chunk in response.content.iter_chunked(CHUNK):
+    async for chunk in chunks:
         if decoder is None:
             body += chunk
         else:

@@ -30,7 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ...runtime.heartbeat import heartbeat_until_cancelled
-from ...runtime.http import FetchFailure, FetchPolicy, GuardedHttp
+from ...runtime.http import FetchFailure, FetchPolicy, GuardedHttp, HttpClient, HttpClientFactory
 from ...runtime.metrics import ServiceMetrics
 from ...runtime.store import BufferedPuts, StateStore
 from ..models import (
@@ -51,9 +51,16 @@ class FetchActivities:
     """The fetch activity with its dependencies (store and limits) injected by the worker."""
 
     def __init__(
-        self, store: StateStore, *, policy: FetchPolicy, concurrency: int, retries: int
+        self,
+        store: StateStore,
+        *,
+        policy: FetchPolicy,
+        concurrency: int,
+        retries: int,
+        client: HttpClientFactory = GuardedHttp,  # another one: bench/fetch_clients.py
     ) -> None:
         self.store = store
+        self.client = client
         self.policy = policy
         self.concurrency = concurrency
         self.retries = retries
@@ -76,7 +83,7 @@ class FetchActivities:
         done = 0
 
         async def fetch_counted(
-            http: GuardedHttp, bodies: BufferedPuts, url: str
+            http: HttpClient, bodies: BufferedPuts, url: str
         ) -> DocumentRef | FailedUrl:
             nonlocal done
             outcome = await self._fetch_with_retries(http, bodies, semaphore, url)
@@ -86,7 +93,7 @@ class FetchActivities:
         # Bodies are written in batches (one transaction or round trip per 64), and all of
         # them before the list that names them.
         async with (
-            GuardedHttp(self.policy, connections=self.concurrency) as http,
+            self.client(self.policy, connections=self.concurrency) as http,
             BufferedPuts(self.store, max_items=BODIES_PER_WRITE) as bodies,
         ):
             heartbeats = asyncio.create_task(heartbeat_until_cancelled(lambda: done))
@@ -120,7 +127,7 @@ class FetchActivities:
         )
 
     async def _fetch_with_retries(
-        self, http: GuardedHttp, bodies: BufferedPuts, semaphore: asyncio.Semaphore, url: str
+        self, http: HttpClient, bodies: BufferedPuts, semaphore: asyncio.Semaphore, url: str
     ) -> DocumentRef | FailedUrl:
         tries = self.retries + 1
         for attempt in range(1, tries + 1):
