@@ -108,6 +108,9 @@ def service_env(address: str | None = None, **settings: object) -> dict[str, str
     settings = {
         "health_port": 0,
         "metrics_port": 0,
+        # One pool process, not one a core: each is a Python start the test pays for, and
+        # a test that needs more passes `cpu_processes` itself.
+        "cpu_processes": 1,
         "log_level": "INFO",
         "fetch_allowed_networks": TEST_NETWORKS,
         **settings,
