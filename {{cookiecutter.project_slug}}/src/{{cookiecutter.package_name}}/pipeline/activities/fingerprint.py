@@ -113,9 +113,11 @@ class FingerprintActivities:
             [signature_memo_key(sha256, params) for sha256 in missing],
             lambda value: minhash.checked_signature(value, params.num_perm),
         )
-        todo = [sha256 for sha256, found in zip(missing, cached, strict=True) if found is None]
+        todo = []
         for sha256, found in zip(missing, cached, strict=True):
-            if found is not None:
+            if found is None:
+                todo.append(sha256)
+            else:
                 state.signatures[sha256] = found
         memoized = len(missing) - len(todo)
         metrics.memo_hits.add(memoized)
