@@ -2,7 +2,8 @@
 
 The doc is the one list: its "Files to copy", "Dependencies" and "Tested by" lines are read
 here. Fast tests: the files listed are exactly those the usage needs (every import inside
-the package followed, lazy ones too) and the dependencies exactly their third-party imports.
+the package followed, lazy ones too) and the dependencies exactly their third-party imports
+(one imported inside a function may be listed as required or as optional).
 Slow tests: per pattern, only the listed files go into an empty package `yourpackage`, a fresh
 venv gets only the listed dependencies (this venv's versions, from uv's cache when it holds
 them) and the pattern's script from tests/patterns/ runs in it.
@@ -286,9 +287,11 @@ def test_files_to_copy_are_exactly_what_the_usage_needs(pattern: Pattern) -> Non
 def test_dependencies_are_exactly_the_third_party_imports(pattern: Pattern) -> None:
     imports = [imp for f in pattern.files for imp in imports_of((SOURCE / f).read_text("utf-8"))]
     found = third_party(imports + imports_of(pattern.usage))
-    required = {name for name, lazy in found.items() if not lazy}
-    assert required == pattern.requires, f"{pattern.title}: imports {sorted(required)}"
-    assert set(found) - required == pattern.optional, f"{pattern.title}: optional {found}"
+    # Imported at the top: required. Imported in a function: required or optional, as the doc
+    # says (pool.py imports the SDK only when a child dies, yet always needs it then).
+    eager = {name for name, lazy in found.items() if not lazy}
+    assert eager <= pattern.requires <= set(found), f"{pattern.title}: imports {found}"
+    assert set(found) - pattern.requires == pattern.optional, f"{pattern.title}: optional {found}"
     smoke = third_party(imports_of(pattern.smoke.read_text(encoding="utf-8")))
     assert set(smoke) <= pattern.requires, f"{pattern.smoke.name} needs {sorted(smoke)}"
 

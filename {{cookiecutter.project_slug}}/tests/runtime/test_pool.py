@@ -20,6 +20,8 @@ from {{ cookiecutter.package_name }}.runtime.pool import (
     CpuPool,
 )
 
+from ..conftest import PACKAGE, PROJECT
+
 
 def child_pid() -> int:
     return os.getpid()
@@ -66,6 +68,38 @@ async def test_work_runs_in_other_processes() -> None:
     with CpuPool(2) as pool:
         pids = {await pool.run(child_pid) for _ in range(4)}
     assert os.getpid() not in pids
+
+
+async def test_a_child_starts_without_the_sdk() -> None:
+    """Every child imports pool.py for its initializer: that must not pull in the SDK (or
+    the rest of the worker's stack), which tripled a child's start-up CPU when it did. What
+    the child imports besides is the function's own module, and the main module of its
+    parent: keep both cheap."""
+    loaded = "sorted({name.split('.')[0] for name in __import__('sys').modules})"
+    with CpuPool(1) as pool:
+        tops = await pool.run(eval, loaded)
+    assert not {"temporalio", "aiohttp", "pydantic", "opentelemetry"} & set(tops)
+
+
+@pytest.mark.parametrize("main_module", [f"{PACKAGE}.__main__", "tests.toolkit.gated_worker"])
+def test_a_workers_main_module_imports_without_the_sdk(main_module: str) -> None:
+    """Spawn imports the parent's main module in every child, before the work: the modules
+    a worker runs as (the service's command, the tests' gated worker) keep their imports
+    inside functions, or each pool process would pay the worker's whole start-up."""
+    heavy = {"temporalio", "aiohttp", "pydantic", "opentelemetry"}
+    probe = (
+        f"import importlib, sys; importlib.import_module({main_module!r}); "
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert not heavy & set(done.stdout.split()), done.stdout
 
 
 async def test_children_ignore_ctrl_c_and_sigterm() -> None:

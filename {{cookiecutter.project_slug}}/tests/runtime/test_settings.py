@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -12,6 +13,9 @@ from temporalio.service import TLSConfig
 
 from {{ cookiecutter.package_name }} import (
     SERVICE_NAME,
+)
+from {{ cookiecutter.package_name }}.__main__ import (
+    main,
 )
 from {{ cookiecutter.package_name }}.app import (
     Settings,
@@ -31,6 +35,7 @@ PACKAGE = "{{ cookiecutter.package_name }}"
 
 
 def run_worker_command(cwd: Path, **settings: object) -> subprocess.CompletedProcess[str]:
+    """`python -m <package> worker` in `cwd`, a real process, with these settings."""
     return subprocess.run(
         [sys.executable, "-m", PACKAGE, "worker"],
         cwd=cwd,
@@ -40,6 +45,27 @@ def run_worker_command(cwd: Path, **settings: object) -> subprocess.CompletedPro
         timeout=60,
         check=False,
     )
+
+
+def refusal_at_start(
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    **settings: object,
+) -> list[str]:
+    """What `worker` prints as it refuses these settings, from the command's own `main` in this
+    process: a worker start costs a second of CPU, and one test runs the real process
+    (test_bad_values_stop_the_worker_with_one_line_each). Fails if the worker would start."""
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in service_env("127.0.0.1:1", **settings).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(["worker"])
+    assert stopped.value.code == 2
+    return capsys.readouterr().err.splitlines()
 
 
 def test_defaults() -> None:
@@ -66,12 +92,18 @@ def test_listen_host_takes_ipv4_and_ipv6(given: str, used: str) -> None:
     assert Settings(_env_file=None, listen_host=given).listen_host == used
 
 
-def test_new_settings_refuse_bad_values_naming_the_variable(tmp_path: Path) -> None:
-    done = run_worker_command(
-        tmp_path, listen_host="localhost", store_key_prefix="a:b", store_ttl_seconds=0
+def test_new_settings_refuse_bad_values_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused = refusal_at_start(
+        tmp_path,
+        monkeypatch,
+        capsys,
+        listen_host="localhost",
+        store_key_prefix="a:b",
+        store_ttl_seconds=0,
     )
-    assert done.returncode == 2, done.stderr
-    assert sorted(done.stderr.splitlines()) == [
+    assert sorted(refused) == [
         f"error: {ENV_PREFIX}LISTEN_HOST: an IP address, such as 127.0.0.1, 0.0.0.0 or ::"
         " (got 'localhost')",
         f"error: {ENV_PREFIX}STORE_KEY_PREFIX: letters, digits, '.', '_' and '-' only,"
@@ -303,29 +335,37 @@ def test_mtls_profile_from_temporal_toml(
     assert (config["tls"].client_cert, config["tls"].client_private_key) == (b"cert", b"key")
 
 
-def test_slots_and_a_resource_based_tuner_do_not_combine(tmp_path: Path) -> None:
-    done = run_worker_command(tmp_path, worker_tuner="resource-based", max_concurrent_activities=5)
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
+def test_slots_and_a_resource_based_tuner_do_not_combine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused = refusal_at_start(
+        tmp_path, monkeypatch, capsys, worker_tuner="resource-based", max_concurrent_activities=5
+    )
+    assert refused == [
         f"error: {ENV_PREFIX}MAX_CONCURRENT_ACTIVITIES: only with {ENV_PREFIX}WORKER_TUNER=fixed"
         " (resource-based sizes the slots itself: unset this one) (got '5')"
     ]
 
 
-def test_bad_tuner_settings_stop_the_worker(tmp_path: Path) -> None:
-    done = run_worker_command(tmp_path, worker_tuner="auto", target_cpu_usage=1.5)
-    assert done.returncode == 2
-    assert sorted(done.stderr.splitlines()) == [
+def test_bad_tuner_settings_stop_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused = refusal_at_start(
+        tmp_path, monkeypatch, capsys, worker_tuner="auto", target_cpu_usage=1.5
+    )
+    assert sorted(refused) == [
         f"error: {ENV_PREFIX}TARGET_CPU_USAGE: Input should be less than or equal to 1 (got '1.5')",
         f"error: {ENV_PREFIX}WORKER_TUNER: "
         "Input should be 'fixed' or 'resource-based' (got 'auto')",
     ]
 
 
-def test_versioning_needs_a_build_id_outside_a_git_checkout(tmp_path: Path) -> None:
-    done = run_worker_command(tmp_path, worker_versioning="true")  # tmp_path: no git checkout
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
+def test_versioning_needs_a_build_id_outside_a_git_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # tmp_path: no git checkout
+    refused = refusal_at_start(tmp_path, monkeypatch, capsys, worker_versioning="true")
+    assert refused == [
         f"error: {ENV_PREFIX}BUILD_ID: required with {ENV_PREFIX}WORKER_VERSIONING=true (the"
         " image tag, or the git commit; this folder is no git checkout to take it from)"
         " (got None)"

@@ -194,37 +194,6 @@ async def test_health_and_metrics_listen_on_the_chosen_address(
         assert f"listen_host={listen_host or '127.0.0.1'}" in worker.log
 
 
-async def test_two_workers_share_one_task_queue(
-    client: Client, tmp_path: Path, task_queue: str
-) -> None:
-    """Work that one worker cannot take goes to the other one on the same queue.
-
-    The worker holding the first run's activity (at its gate) is told to drain, so it polls
-    no more; a second run then can only run on the other worker. Both runs finish, each
-    activity on the worker it had to be on.
-    """
-    env = probe_env(client, task_queue, f"sqlite:///{tmp_path / 's.db'}")
-    gate = Gate(tmp_path / "gates", activity=probe.ACTIVITY)
-    async with running_workers(env, 2, gate=gate, service=probe.SPEC) as workers:
-        held = await start_probe(client, task_queue)
-        holder = await workers.holding(client)  # Temporal agrees it runs the activity
-        (other,) = workers.others(holder)
-        assert other.gate is not None
-        other.gate.open()  # the second run must not be held
-        holder.send_signal(signal.SIGTERM)
-        await holder.wait_for_log("draining")
-        moved = await start_probe(client, task_queue, items=2)
-        assert (await asyncio.wait_for(moved.result(), 60)).total == probe.expected_total(2)
-        assert holder.gate is not None
-        holder.gate.open()
-        assert await holder.wait() == 0, holder.log
-        assert (await asyncio.wait_for(held.result(), 60)).total == probe.expected_total(8)
-        assert await other.terminate() == 0, other.log
-
-    assert await identities(held, probe.ACTIVITY) == {holder.identity}
-    assert await identities(moved, probe.ACTIVITY) == {other.identity}
-
-
 @pytest.mark.slow  # two workers and a heartbeat timeout, per store
 async def test_kill_9_of_the_holder_resumes_on_the_other_worker_from_its_checkpoint(
     client: Client, tmp_path: Path, task_queue: str, store_url: str
@@ -255,11 +224,14 @@ def served_ports(log: str) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-async def test_two_workers_with_default_ports_run_side_by_side(
+async def test_two_workers_share_one_task_queue_side_by_side(
     client: Client, tmp_path: Path, task_queue: str
 ) -> None:
     """`make worker` twice on one machine: the ports are left at their defaults, which only
-    one worker can hold; the other serves on free ports, says so, and both run work."""
+    one worker can hold; the other serves on free ports and says so. Work that one worker
+    cannot take goes to the other: the worker holding the first run's activity (at its
+    gate) is told to drain, so it polls no more; a second run then can only run on the
+    other. Both runs finish, each activity on the worker it had to be on."""
     env = probe_env(client, task_queue, f"sqlite:///{tmp_path / 's.db'}")
     for name in ("HEALTH_PORT", "METRICS_PORT"):
         del env[ENV_PREFIX + name]  # the defaults, as `make worker` has them
@@ -274,8 +246,6 @@ async def test_two_workers_with_default_ports_run_side_by_side(
         for port in health:  # (/readyz says "ready" a moment after the line: not yet)
             assert await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
 
-        # Both run work: the first run is held on one; that one drains, the second run can
-        # only go to the other.
         held = await start_probe(client, task_queue)
         holder = await workers.holding(client)
         (other,) = workers.others(holder)

@@ -16,43 +16,30 @@ Tests start it through `WorkerProcess.start(env, gate=..., service=...)`
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from {{ cookiecutter.package_name }}.runtime.client import (
-    TemporalUnreachableError,
-)
-from {{ cookiecutter.package_name }}.runtime.logs import (
-    configure_logging,
-)
-from {{ cookiecutter.package_name }}.runtime.settings import (
-    load_settings,
-)
-from {{ cookiecutter.package_name }}.runtime.store import (
-    StateStore,
-)
-from {{ cookiecutter.package_name }}.runtime.tracing import (
-    shutdown as shutdown_tracing,
-)
-from {{ cookiecutter.package_name }}.runtime.worker import (
-    Service,
-    StartError,
-    run_worker,
-)
+if TYPE_CHECKING:
+    from {{ cookiecutter.package_name }}.runtime.worker import (
+        Service,
+    )
 
-from .gate import Gate, GatedStore
-from .processes import PACKAGE
-
-DEFAULT_SERVICE = f"{PACKAGE}.app:SERVICE"
+# The service's imports are inside the functions, as in the package's __main__.py: each pool
+# process of this worker imports this module first (spawn's `__mp_main__`), and with them up
+# here it paid the whole worker stack, about a second of CPU, before its first chunk.
 log = logging.getLogger("tests.toolkit.gated_worker")
 
 
 def load_service(spec: str) -> Service[Any]:
     """The `Service` at "module:attribute" (e.g. `tests.runtime.probe:SERVICE`)."""
+    import importlib
+
+    from {{ cookiecutter.package_name }}.runtime.worker import (
+        Service,
+    )
+
     module_name, _, attribute = spec.partition(":")
     service = getattr(importlib.import_module(module_name), attribute or "SERVICE")
     if not isinstance(service, Service):
@@ -61,8 +48,32 @@ def load_service(spec: str) -> Service[Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import asyncio
+
+    from {{ cookiecutter.package_name }}.runtime.client import (
+        TemporalUnreachableError,
+    )
+    from {{ cookiecutter.package_name }}.runtime.logs import (
+        configure_logging,
+    )
+    from {{ cookiecutter.package_name }}.runtime.settings import (
+        load_settings,
+    )
+    from {{ cookiecutter.package_name }}.runtime.store import (
+        StateStore,
+    )
+    from {{ cookiecutter.package_name }}.runtime.worker import (
+        StartError,
+        run_worker,
+    )
+
+    from .gate import Gate, GatedStore
+    from .processes import PACKAGE
+
     parser = argparse.ArgumentParser(prog="python -m tests.toolkit.gated_worker")
-    parser.add_argument("service", nargs="?", default=DEFAULT_SERVICE, help="module:attribute")
+    parser.add_argument(
+        "service", nargs="?", default=f"{PACKAGE}.app:SERVICE", help="module:attribute"
+    )
     service = load_service(parser.parse_args(argv).service)
     settings = load_settings(service.settings)
     configure_logging(settings.log_level, settings.log_format)
@@ -81,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from {{ cookiecutter.package_name }}.runtime.tracing import (
+        shutdown as shutdown_tracing,
+    )
+
     code = main()
     shutdown_tracing()  # as cli(): the spans still buffered are sent
     logging.shutdown()

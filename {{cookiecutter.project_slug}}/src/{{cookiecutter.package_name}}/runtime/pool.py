@@ -33,8 +33,6 @@ from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Self, TypeVar
 
-from temporalio.exceptions import ApplicationError
-
 T = TypeVar("T")
 
 
@@ -88,6 +86,10 @@ class CpuPool:
         try:
             return await asyncio.wrap_future(_submit(executor, fn, *args))
         except BrokenProcessPool:
+            # Imported here, not above: every child imports this module (for the initializer)
+            # and stays clear of the SDK, a third of its start-up CPU otherwise.
+            from temporalio.exceptions import ApplicationError
+
             self._discard(executor)
             raise ApplicationError(
                 "a pool process died (killed or out of memory); the pool was replaced",
