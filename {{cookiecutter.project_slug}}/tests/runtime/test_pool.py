@@ -70,15 +70,20 @@ async def test_work_runs_in_other_processes() -> None:
     assert os.getpid() not in pids
 
 
+# The worker's heavy imports, which a pool process has no use for; and an expression that
+# lists the top-level packages a process has imported.
+HEAVY = frozenset({"temporalio", "aiohttp", "pydantic", "opentelemetry"})
+LOADED = "sorted({name.split('.')[0] for name in __import__('sys').modules})"
+
+
 async def test_a_child_starts_without_the_sdk() -> None:
     """Every child imports pool.py for its initializer: that must not pull in the SDK (or
     the rest of the worker's stack), which tripled a child's start-up CPU when it did. What
     the child imports besides is the function's own module, and the main module of its
     parent: keep both cheap."""
-    loaded = "sorted({name.split('.')[0] for name in __import__('sys').modules})"
     with CpuPool(1) as pool:
-        tops = await pool.run(eval, loaded)
-    assert not {"temporalio", "aiohttp", "pydantic", "opentelemetry"} & set(tops)
+        tops = await pool.run(eval, LOADED)
+    assert not HEAVY & set(tops)
 
 
 @pytest.mark.parametrize("main_module", [f"{PACKAGE}.__main__", "tests.toolkit.gated_worker"])
@@ -86,11 +91,7 @@ def test_a_workers_main_module_imports_without_the_sdk(main_module: str) -> None
     """Spawn imports the parent's main module in every child, before the work: the modules
     a worker runs as (the service's command, the tests' gated worker) keep their imports
     inside functions, or each pool process would pay the worker's whole start-up."""
-    heavy = {"temporalio", "aiohttp", "pydantic", "opentelemetry"}
-    probe = (
-        f"import importlib, sys; importlib.import_module({main_module!r}); "
-        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))"
-    )
+    probe = f"import importlib; importlib.import_module({main_module!r}); print(*{LOADED})"
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=PROJECT,
@@ -99,7 +100,7 @@ def test_a_workers_main_module_imports_without_the_sdk(main_module: str) -> None
         timeout=60,
         check=True,
     )
-    assert not heavy & set(done.stdout.split()), done.stdout
+    assert not HEAVY & set(done.stdout.split()), done.stdout
 
 
 async def test_children_ignore_ctrl_c_and_sigterm() -> None:
