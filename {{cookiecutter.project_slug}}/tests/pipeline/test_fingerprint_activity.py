@@ -44,7 +44,7 @@ from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
 )
 
-from ..toolkit.gate import Gate, GatedStore
+from ..toolkit.gate import CHECKPOINT_PREFIX, Gate, GatedStore
 from ..toolkit.http_site import random_words
 
 
@@ -209,6 +209,60 @@ async def test_resumes_from_a_checkpoint(store: StateStore, pool: CpuPool) -> No
         return await checkpoint.load()
 
     assert await env.run(checkpoint_left) is None  # deleted once the activity completed
+
+
+class CheckpointAudit(StateStore):
+    """`inner`, but the first memo write waits until a checkpoint has been saved, and every
+    checkpoint saved is read back: which of its signatures the memo does not hold yet.
+
+    So a checkpoint is certainly saved while one chunk's signatures are computed and not
+    yet memoized: the moment a kill -9 can come, made certain instead of hoped for.
+    """
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.checkpoint_saved = asyncio.Event()
+        self.memo_held = False
+        self.not_memoized: list[set[str]] = []  # per checkpoint saved
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.inner.get(key)
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    async def put(self, key: str, value: bytes, *, ttl_seconds: float | None = None) -> None:
+        if key.startswith("memo:") and not self.memo_held:
+            self.memo_held = True
+            await asyncio.wait_for(self.checkpoint_saved.wait(), timeout=60)  # a guard only
+        await self.inner.put(key, value, ttl_seconds=ttl_seconds)
+        if key.startswith(CHECKPOINT_PREFIX):
+            checkpoint = Checkpoint.for_current_activity(
+                self.inner, FingerprintState, every_items=1, every_seconds=1
+            )
+            saved = await checkpoint.load()
+            assert saved is not None
+            shas = list(saved.signatures)
+            memo = await self.inner.get_many([signature_memo_key(h, PARAMS) for h in shas])
+            self.not_memoized.append({h for h, m in zip(shas, memo, strict=True) if m is None})
+            self.checkpoint_saved.set()
+
+
+async def test_a_checkpoint_never_holds_a_signature_the_memo_does_not(
+    store: StateStore, pool: CpuPool
+) -> None:
+    """A worker killed after a checkpoint leaves its finished work in the checkpoint, the
+    memo or both, never in the checkpoint alone: the next attempt's `restored + memoized`
+    is then exactly what was finished (test_resume.py's kill -9 test counts on it)."""
+    documents = await stored_documents(store, 4, 50, "order")  # two chunks, both in flight
+    request = await request_for(store, documents, PARAMS, "order")
+    audit = CheckpointAudit(store)
+    run = activities(audit, pool, checkpoint_every_items=2).fingerprint_documents
+    result = await ActivityEnvironment().run(run, request)
+    assert result.computed == 4
+    assert audit.memo_held, "no memo write was held"
+    assert audit.not_memoized, "no checkpoint was saved mid-stage"
+    assert audit.not_memoized == [set()] * len(audit.not_memoized)
 
 
 class WatchedGatedStore(GatedStore):

@@ -132,10 +132,13 @@ class FingerprintActivities:
             results = await self.pool.run(
                 minhash.signatures, texts, params.num_perm, params.shingle_size
             )
-            state.signatures.update(zip(chunk, results, strict=True))
+            # Memoized first, then added to the state: a checkpoint never holds a signature
+            # that the memo does not, so a killed attempt's work is found in one place or
+            # both, and the next attempt's counts add up (restored + memoized = done).
             await self.memo.put_many(
                 {signature_memo_key(h, params): s for h, s in zip(chunk, results, strict=True)}
             )
+            state.signatures.update(zip(chunk, results, strict=True))
             computed += len(chunk)
             metrics.signatures_computed.add(len(chunk))
             await checkpoint.maybe_save(state, len(chunk))
