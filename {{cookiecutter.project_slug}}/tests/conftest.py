@@ -3,21 +3,21 @@
 The helpers live in tests/toolkit/ (docs/testing.md): dev server, worker processes, gates,
 history record and replay, process groups. The names other test modules import from here
 (`service_env`, `address_of`, `run_process`, `running_worker`, ...) are re-exported. At the
-end of the session, any process a test left running fails the run (`pytest_sessionfinish`).
+end of the session, any process a test left running fails the run (toolkit/leak_guard.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
-import signal
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -38,19 +38,19 @@ from {{ cookiecutter.package_name }}.runtime.store import (
     open_store,
 )
 
+from .toolkit import leak_guard
 from .toolkit.devserver import dev_server
 from .toolkit.hostile_site import HostileSite
 from .toolkit.http_site import LocalSite
+from .toolkit.leak_guard import OWN_GROUPS
 from .toolkit.processes import (
     BIN,
-    OWN_GROUPS,
     PACKAGE,
     PROJECT,
     TEMPORAL_CLI,
     TEST_NETWORKS,
     address_of,
     free_port,
-    leftover_processes,
     run_in_group,
     run_process,
     service_cwd,
@@ -82,9 +82,11 @@ __all__ = [  # what other test modules import from here
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Drop OpenTelemetry's variables (`OTEL_*`) from this process's environment: with a
-    developer's `OTEL_EXPORTER_OTLP_ENDPOINT`, settings made here would trace the tests to
-    their collector (subprocesses get `service_env()`, which drops them as well)."""
+    """Load the leak check (a process a test leaves running fails the run). Drop
+    OpenTelemetry's variables (`OTEL_*`) from this process's environment: with a developer's
+    `OTEL_EXPORTER_OTLP_ENDPOINT`, settings made here would trace the tests to their
+    collector (subprocesses get `service_env()`, which drops them as well)."""
+    config.pluginmanager.register(leak_guard, leak_guard.__name__)
     for name in [k for k in os.environ if k.startswith("OTEL_")]:
         del os.environ[name]
 
@@ -206,12 +208,51 @@ def worker_log(worker: WorkerProcess) -> str:
     return worker.log
 
 
+T = TypeVar("T")
+
+SLOW_TEST_SECONDS = 5.0
+"""What a `slow` test takes when its marker does not say (`@pytest.mark.slow(seconds=15)`)."""
+
+
+def _seconds(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("slow")
+    return float(marker.kwargs.get("seconds", SLOW_TEST_SECONDS)) if marker else 0.0
+
+
 @pytest.hookimpl(trylast=True)  # on the order any other plugin chose
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`), the slow tests first: they then run beside the many
-    short ones on the other workers, instead of one of them ending the run alone."""
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Under pytest-xdist (`make test`), each worker starts with its share of the slow tests
+    (`xdist_order`). Every xdist worker collects and sorts alike (the scheduler checks that);
+    the controller collects nothing, and without xdist the order is left as it is."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        items[:] = xdist_order(items, int(workerinput["workercount"]), _seconds)
+
+
+def xdist_order(items: list[T], workers: int, seconds: Callable[[T], float]) -> list[T]:
+    """`items` in the order that starts each of `workers` with its share of the slow ones.
+
+    `--dist worksteal` hands worker j the next `len(left) // (workers - j)` tests of the list,
+    runs each worker's share from its head, and moves tests from the end of a busy worker's
+    share to an idle worker. So the list is cut into those shares and the slow tests
+    (`seconds(item) > 0`) go to their heads, longest first, each to the share with the least
+    slow work so far: none of them then starts late and ends the run alone.
+    """
+    slow = sorted((item for item in items if seconds(item)), key=seconds, reverse=True)
+    fast = iter([item for item in items if not seconds(item)])
+    heads: list[list[T]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for item in slow:
+        least = load.index(min(load))
+        heads[least].append(item)
+        load[least] += seconds(item)
+    order: list[T] = []
+    for j, head in enumerate(heads):
+        share = (len(items) - len(order)) // (workers - j)
+        order += head
+        order += itertools.islice(fast, max(0, share - len(head)))
+    order += fast  # what is left when slow tests overfilled a share
+    return order
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -227,48 +268,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if a process a test started outlived it (and kill it, so nothing hangs:
-    a leaked worker holds the pipes of whatever runs this suite).
-
-    With pytest-xdist (`-n`), each xdist worker checks its own processes (its descendants and
-    its groups, never the other workers') and hands what it found to the controller, which
-    starts no test processes itself and fails the run (`pytest_testnodedown`)."""
-    config = session.config
-    left: list[str] = []
-    if not _is_xdist_controller(config):
-        shutil.rmtree(service_cwd(), ignore_errors=True)
-        left = leftover_processes()
-        for line in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(line.split()[0]), signal.SIGKILL)
-    workeroutput: dict[str, Any] | None = getattr(config, "workeroutput", None)
-    if workeroutput is not None:  # an xdist worker: the controller reports and sets the status
-        workeroutput[LEFTOVERS_KEY] = left
-        return
-    left += _worker_leftovers
-    if not left:
-        return
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    message = "processes started by the tests were still running (killed now):"
-    if reporter is not None:
-        reporter.write_line(f"\nERROR: {message}", red=True)
-        for line in left:
-            reporter.write_line(f"  {line}", red=True)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-LEFTOVERS_KEY = "leftover_processes"
-_worker_leftovers: list[str] = []  # in the xdist controller: what its workers found
-
-
-def _is_xdist_controller(config: pytest.Config) -> bool:
-    """True in the process that runs pytest-xdist's workers (and no test)."""
-    return config.pluginmanager.has_plugin("dsession")
-
-
-@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called with `-n`
-def pytest_testnodedown(node: Any, error: object) -> None:
-    """In the xdist controller: keep what a finished worker's leak check found."""
-    found = getattr(node, "workeroutput", {}).get(LEFTOVERS_KEY, [])
-    name = node.gateway.id if hasattr(node, "gateway") else "?"
-    _worker_leftovers.extend(f"{line} (xdist worker {name})" for line in found)
+    """Remove the folder service subprocesses ran in (the leak check: toolkit/leak_guard.py)."""
+    shutil.rmtree(service_cwd(), ignore_errors=True)

@@ -43,8 +43,8 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
 
 from .conftest import address_of, run_in_group
 
-PACKAGE = "{{ cookiecutter.package_name }}"
-PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
+PACKAGE = "bake"
+PROJECT_SLUG = "bake"
 PROJECT = Path(__file__).resolve().parents[1]
 K8S = PROJECT / "deploy" / "k8s"
 IMAGE_APP = "/app"  # the image's WORKDIR, where the venv and the state store live
@@ -723,7 +723,7 @@ def listening(port: int) -> bool:
     return False
 
 
-@pytest.mark.slow  # the build stage's uv sync and a pipeline run: about 10 s
+@pytest.mark.slow(seconds=7)  # the build stage's uv sync and a run of the sample
 async def test_image_commands_install_the_service_and_run_the_sample(
     image_app: Path, client: Client, tmp_path: Path
 ) -> None:

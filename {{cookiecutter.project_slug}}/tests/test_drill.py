@@ -15,7 +15,7 @@ from drill.case import find_case
 from drill.ha import Report, drill
 
 
-@pytest.mark.slow  # a dev server, five worker processes and three runs
+@pytest.mark.slow(seconds=16)  # a dev server, five worker processes and three runs
 async def test_ha_drill(tmp_path: Path) -> None:
     try:
         case = find_case()

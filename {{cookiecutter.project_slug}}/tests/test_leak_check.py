@@ -1,8 +1,9 @@
 """The suite's own guard: a process a test leaves running fails the run, by name.
 
-tests/conftest.py checks at the end of every session that nothing the tests started
-(workers, servers, helpers, and the children of any process group they made) is still
-alive. Here a throwaway test leaks a process on purpose, in a pytest of its own; also under
+tests/toolkit/leak_guard.py (a plugin tests/conftest.py loads) checks at the end of every
+session that nothing the tests started (workers, servers, helpers, and the children of any
+process group they made) is still alive. Here a throwaway test leaks a process on purpose,
+in a pytest of its own with that plugin alone; also under
 pytest-xdist (`make test` runs that way), where each xdist worker checks its own processes
 and the controller, which must not take its workers for leaks, fails the run.
 """
@@ -18,6 +19,11 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+LEAK_GUARD = "tests.toolkit.leak_guard"
+
+
+def test_the_suite_loads_the_leak_guard(pytestconfig: pytest.Config) -> None:
+    assert pytestconfig.pluginmanager.has_plugin(LEAK_GUARD)
 
 
 def running(marker: str) -> bool:
@@ -44,7 +50,7 @@ def test_a_process_left_running_fails_the_run_and_is_named(
         "def test_leaks_nothing() -> None:\n"  # and a test that does not
         "    pass\n"
     )
-    options = ["-p", "tests.conftest", "-p", "no:cacheprovider", "-q", "-c", os.devnull]
+    options = ["-p", LEAK_GUARD, "-p", "no:cacheprovider", "-q", "-c", os.devnull]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", *options, *xdist, "--rootdir", str(tmp_path), str(probe)],
         cwd=PROJECT,

@@ -403,7 +403,7 @@ def run_smoke(command: list[str], cwd: Path, timeout: float = 300.0) -> tuple[in
     return result.returncode, result.stdout, result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=2)
 @pytest.mark.parametrize("pattern", ONE_SHOT, ids=lambda p: p.id)
 def test_pattern_works_copied_alone(
     pattern: Pattern, tmp_path: Path, venv_with: Callable[[frozenset[str]], Path]
@@ -496,7 +496,7 @@ class SmokeWorker:
         await asyncio.gather(*self._readers, return_exceptions=True)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=2)
 async def test_graceful_worker_works_copied_alone(
     client: Client, tmp_path: Path, venv_with: Callable[[frozenset[str]], Path]
 ) -> None:

@@ -60,7 +60,7 @@ async def run_checks(*, solution: bool) -> None:
         raise failures[0]
 
 
-@pytest.mark.slow  # four modules' checks, each with a dev server
+@pytest.mark.slow(seconds=15)  # four modules' checks, each with a dev server
 async def test_checks_pass_on_the_solutions() -> None:
     await run_checks(solution=True)
 
@@ -85,7 +85,7 @@ async def test_module_1_check_reads_the_pipeline_run(
             code, output = await run_process(
                 sys.executable,
                 "-m",
-                "{{ cookiecutter.package_name }}",
+                "bake",
                 "run",
                 "--workflow-id",
                 "workshop-1",

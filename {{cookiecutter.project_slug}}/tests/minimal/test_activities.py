@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.minimal.activities import (
 )
 from {{ cookiecutter.package_name }}.minimal.models import (
     ComputeRequest,
+    PageStats,
     text_key,
 )
 from {{ cookiecutter.package_name }}.minimal.textstats import (
@@ -145,7 +146,7 @@ async def test_stats_are_computed_on_the_pool_and_memoized(
     bodies = await stored_bodies(store, 5, f"memo{uuid.uuid4().hex[:8]}")
     request = ComputeRequest(sha256s=[sha for sha, _ in bodies], rounds=2)
     first = await ActivityEnvironment().run(computer(store, pool).compute_stats, request)
-    assert first == {sha: page_stats(text, 2) for sha, text in bodies}
+    assert first == {sha: PageStats.of(page_stats(text, 2)) for sha, text in bodies}
     for sha, _ in bodies:
         assert await store.get_json(memo_key("page_stats", STATS_VERSION, sha, 2)) is not None
 
@@ -161,7 +162,7 @@ async def test_a_bad_memo_entry_is_recomputed(store: StateStore, pool: CpuPool) 
     await store.put_json(memo_key("page_stats", STATS_VERSION, sha, 2), {"words": "many"})
     request = ComputeRequest(sha256s=[sha], rounds=2)
     result = await ActivityEnvironment().run(computer(store, pool).compute_stats, request)
-    assert result == {sha: page_stats(text, 2)}
+    assert result == {sha: PageStats.of(page_stats(text, 2))}
 
 
 async def test_another_pages_memo_entry_is_never_used(store: StateStore, pool: CpuPool) -> None:
@@ -174,7 +175,7 @@ async def test_another_pages_memo_entry_is_never_used(store: StateStore, pool: C
     key_two = memo_key("page_stats", STATS_VERSION, two, 2)
     await store.put(key_one, await store.get(key_two) or b"")  # the other page's result
     again = await ActivityEnvironment().run(computer(store, pool).compute_stats, request)
-    assert again[one] == page_stats(text_one, 2)
+    assert again[one] == PageStats.of(page_stats(text_one, 2))
 
 
 async def test_an_altered_body_is_never_used(store: StateStore, pool: CpuPool) -> None:
@@ -191,14 +192,14 @@ async def test_an_altered_body_is_never_used(store: StateStore, pool: CpuPool) -
 async def test_a_checkpoint_of_other_pages_is_ignored(store: StateStore, pool: CpuPool) -> None:
     ((sha, text),) = await stored_bodies(store, 1, f"foreign{uuid.uuid4().hex[:8]}")
     env = ActivityEnvironment()
-    foreign = StatsState(stats={"f" * 64: page_stats("not this page", 2)})
+    foreign = StatsState(stats={"f" * 64: PageStats.of(page_stats("not this page", 2))})
     checkpoint = Checkpoint(
         store, activity_checkpoint_key(env.info), StatsState, every_items=1, every_seconds=1
     )
     await checkpoint.save(foreign)
     request = ComputeRequest(sha256s=[sha], rounds=2)
     result = await env.run(computer(store, pool).compute_stats, request)
-    assert result == {sha: page_stats(text, 2)}
+    assert result == {sha: PageStats.of(page_stats(text, 2))}
 
 
 async def test_a_retry_resumes_from_the_checkpoint(store: StateStore, pool: CpuPool) -> None:
@@ -206,7 +207,7 @@ async def test_a_retry_resumes_from_the_checkpoint(store: StateStore, pool: CpuP
     bodies = await stored_bodies(store, 4, f"resume{uuid.uuid4().hex[:8]}")
     env = ActivityEnvironment()
     key = activity_checkpoint_key(env.info)
-    done = {sha: page_stats(text, 2) for sha, text in bodies[:3]}
+    done = {sha: PageStats.of(page_stats(text, 2)) for sha, text in bodies[:3]}
     checkpoint = Checkpoint(store, key, StatsState, every_items=1, every_seconds=3600)
     await checkpoint.save(StatsState(stats=done))
     for sha, _ in bodies[:3]:
@@ -214,5 +215,5 @@ async def test_a_retry_resumes_from_the_checkpoint(store: StateStore, pool: CpuP
 
     request = ComputeRequest(sha256s=[sha for sha, _ in bodies], rounds=2)
     result = await env.run(computer(store, pool).compute_stats, request)
-    assert result == {sha: page_stats(text, 2) for sha, text in bodies}
+    assert result == {sha: PageStats.of(page_stats(text, 2)) for sha, text in bodies}
     assert await store.get(key) is None  # done: the checkpoint is cleared

@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.app import (
 )
 from {{ cookiecutter.package_name }}.minimal.models import (
     PageResult,
+    PageStats,
     StatsRequest,
     StatsResult,
 )
@@ -78,7 +79,7 @@ async def test_every_page_gets_its_stats_or_its_error(
             result = await handle.result()
         assert await handle.query(StatsWorkflow.stage) == "done"
 
-    expected = page_stats(document_text("first"), 3)
+    expected = PageStats.of(page_stats(document_text("first"), 3))
     assert [(p.url, p.stats, p.error) for p in result.pages] == [
         (urls[0], expected, None),
         (urls[1], None, "HTTP 500"),
@@ -149,7 +150,9 @@ async def test_a_body_altered_in_the_store_is_downloaded_again_never_used(
             async with asyncio.timeout(RESULT_TIMEOUT_SECONDS):
                 result = await handle.result()
     assert len(altering.altered) == 1
-    assert [p.stats for p in result.pages] == [page_stats(document_text("altered"), 3)]
+    assert [p.stats for p in result.pages] == [
+        PageStats.of(page_stats(document_text("altered"), 3))
+    ]
     history = await handle.fetch_history()
     scheduled = [
         e.activity_task_scheduled_event_attributes.activity_type.name
@@ -192,7 +195,7 @@ async def test_run_prints_one_line_per_page_and_json_on_request(
         )
         assert code == 0, stderr
         (page,) = json.loads(stdout)["pages"]
-        expected = page_stats(document_text("cli"), 20)  # the default stats_rounds
+        expected = PageStats.of(page_stats(document_text("cli"), 20))  # the default stats_rounds
         assert (page["url"], page["stats"]) == (urls[0], expected.model_dump(mode="json"))
 
 

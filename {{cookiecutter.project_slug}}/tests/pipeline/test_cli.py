@@ -68,7 +68,7 @@ from ..conftest import (
 from ..toolkit.gate import Gate
 from ..toolkit.http_site import LocalSite
 
-PACKAGE = "{{ cookiecutter.package_name }}"
+PACKAGE = "bake"
 
 
 @pytest.fixture
@@ -638,7 +638,7 @@ async def test_staging_drops_repeats_and_chunks_by_batch_size(store: StateStore)
     assert chunks == [[f"http://example.test/{i}" for i in range(7)][j : j + 3] for j in (0, 3, 6)]
 
 
-@pytest.mark.slow  # 100,000 URLs in 50 batches
+@pytest.mark.slow(seconds=12)  # 100,000 URLs in 50 batches
 async def test_a_100000_line_urls_file_never_travels_as_one_payload(
     client: Client, worker: Settings, tmp_path: Path
 ) -> None:

@@ -222,7 +222,7 @@ def json_core_warnings(stderr: str) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.mark.slow  # a server outage while `run` waits: 7-13 s
+@pytest.mark.slow(seconds=8)  # a server outage while `run` waits
 async def test_run_json_stdout_is_one_document_across_a_server_restart(tmp_path: Path) -> None:
     port = free_port()
     db_file = tmp_path / "temporal.db"

@@ -81,7 +81,7 @@ def cases(site: HostileSite) -> tuple[dict[str, str], dict[str, str]]:
     return good, hostile
 
 
-@pytest.mark.slow  # a worker process, a bomb and a 3 s deadline
+@pytest.mark.slow(seconds=5)  # a worker process, a bomb and a 3 s deadline
 async def test_hostile_urls_fail_alone_and_the_pipeline_completes(
     client: Client, hostile: HostileSite, tmp_path: Path, task_queue: str
 ) -> None:

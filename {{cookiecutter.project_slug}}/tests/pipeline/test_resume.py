@@ -128,7 +128,7 @@ async def clean_kill_result(
         return await report_of(handle, settings.state_store_url)
 
 
-@pytest.mark.slow  # two workers and a heartbeat timeout, per store
+@pytest.mark.slow(seconds=8)  # two workers and a heartbeat timeout, per store
 async def test_kill_9_mid_cpu_stage_resumes_from_the_checkpoint(
     client: Client,
     site: LocalSite,

@@ -48,6 +48,10 @@ with workflow.unsafe.imports_passed_through():
         Service,
     )
 
+    from .pool_work import (  # the CPU work: pool processes import that module, not this
+        square,
+    )
+
 SPEC = "tests.runtime.probe:SERVICE"  # for WorkerProcess.start(service=...)
 ACTIVITY = "probe_squares"
 
@@ -72,11 +76,6 @@ class ProbeResult(BaseModel):
     restored: int  # items taken from an earlier attempt's checkpoint
     memoized: int  # items taken from the memo
     computed: int  # items computed on the pool by this attempt
-
-
-def square(n: int) -> int:
-    """The CPU work (in a pool process)."""
-    return n * n
 
 
 def expected_total(items: int) -> int:

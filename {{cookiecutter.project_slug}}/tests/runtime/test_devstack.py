@@ -65,7 +65,7 @@ def default_ports_taken() -> Iterator[None]:
         yield
 
 
-@pytest.mark.slow  # the whole demo: a dev server, a worker and a run, ~5 s
+@pytest.mark.slow(seconds=6)  # the whole demo: a dev server, a worker and a run
 async def test_the_demo_runs_the_sample_and_prints_no_error(
     tmp_path: Path, default_ports_taken: None
 ) -> None:

@@ -21,27 +21,7 @@ from {{ cookiecutter.package_name }}.runtime.pool import (
 )
 
 from ..conftest import PACKAGE, PROJECT
-
-
-def child_pid() -> int:
-    return os.getpid()
-
-
-def sleep_then_pid(seconds: float) -> int:
-    time.sleep(seconds)
-    return os.getpid()
-
-
-START_MASK: set[int] = set()  # in a child: the signals it started with blocked
-
-
-def record_start_mask() -> None:
-    """An initializer that runs first thing in the child, as `_ignore_signals` does."""
-    START_MASK.update(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
-
-
-def start_mask() -> list[int]:
-    return sorted(START_MASK)
+from .pool_work import record_start_mask, sleep_then_pid, start_mask
 
 
 def test_children_start_with_ctrl_c_and_sigterm_blocked() -> None:
@@ -66,7 +46,7 @@ async def test_children_unblock_the_signals_they_ignore() -> None:
 
 async def test_work_runs_in_other_processes() -> None:
     with CpuPool(2) as pool:
-        pids = {await pool.run(child_pid) for _ in range(4)}
+        pids = {await pool.run(os.getpid) for _ in range(4)}
     assert os.getpid() not in pids
 
 
@@ -105,7 +85,7 @@ def test_a_workers_main_module_imports_without_the_sdk(main_module: str) -> None
 
 async def test_children_ignore_ctrl_c_and_sigterm() -> None:
     with CpuPool(1) as pool:
-        pid = await pool.run(child_pid)
+        pid = await pool.run(os.getpid)
         os.kill(pid, signal.SIGINT)
         os.kill(pid, signal.SIGTERM)
         assert await pool.run(sleep_then_pid, 0.2) == pid  # same child, alive and working
@@ -113,13 +93,13 @@ async def test_children_ignore_ctrl_c_and_sigterm() -> None:
 
 async def test_a_killed_child_fails_the_call_retryably_and_the_pool_recovers() -> None:
     with CpuPool(1) as pool:
-        pid = await pool.run(child_pid)
+        pid = await pool.run(os.getpid)
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(ApplicationError) as failure:
             await pool.run(sleep_then_pid, 0.1)
         assert failure.value.type == "PoolProcessDied"
         assert not failure.value.non_retryable
-        assert await pool.run(child_pid) != pid  # a fresh child
+        assert await pool.run(os.getpid) != pid  # a fresh child
 
 
 def children() -> set[int]:
@@ -156,7 +136,7 @@ async def test_when_a_child_dies_its_siblings_are_killed_with_the_broken_pool() 
         while siblings & children() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert not siblings & children()
-        assert await pool.run(child_pid) not in siblings  # the new pool works
+        assert await pool.run(os.getpid) not in siblings  # the new pool works
 
 
 ORPHAN = """

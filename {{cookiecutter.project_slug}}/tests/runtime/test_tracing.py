@@ -87,7 +87,7 @@ def by_trace(spans: list[ReceivedSpan]) -> dict[str, list[ReceivedSpan]]:
     return traces
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=3)
 async def test_one_trace_holds_the_starter_the_workflow_and_each_activity(
     client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

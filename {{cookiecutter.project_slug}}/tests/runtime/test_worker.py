@@ -194,7 +194,7 @@ async def test_health_and_metrics_listen_on_the_chosen_address(
         assert f"listen_host={listen_host or '127.0.0.1'}" in worker.log
 
 
-@pytest.mark.slow  # two workers and a heartbeat timeout, per store
+@pytest.mark.slow(seconds=7)  # two workers and a heartbeat timeout, per store
 async def test_kill_9_of_the_holder_resumes_on_the_other_worker_from_its_checkpoint(
     client: Client, tmp_path: Path, task_queue: str, store_url: str
 ) -> None:

@@ -4,7 +4,8 @@ It imports only the service's runtime (`<package>.runtime`) and `<package>.app` 
 default `SERVICE`), never a sample, so a project keeps it when it replaces the samples.
 
     devserver.py     dev_server(): the real `temporal server start-dev` (conftest: `temporal_env`)
-    processes.py     service_env, address_of, free_port, run_process, run_in_group, the leak check
+    processes.py     service_env, address_of, free_port, run_process, run_in_group
+    leak_guard.py    the session's leak check, a pytest plugin (conftest loads it)
     worker.py        WorkerProcess / running_worker / running_workers: real worker processes to
                      kill -9 (`kill`) and SIGTERM (`terminate`, `drain`); in_process_worker
     gate.py          Gate, GatedStore: hold an activity after its first checkpoint, certainly

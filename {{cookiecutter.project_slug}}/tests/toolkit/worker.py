@@ -55,9 +55,10 @@ from {{ cookiecutter.package_name }}.runtime.worker import (
 )
 
 from .gate import Gate, GatedStore
+from .leak_guard import OWN_GROUPS
 from .metrics import scrape, totals
 from .observe import pending_activity
-from .processes import OWN_GROUPS, PACKAGE, free_port, kill_group, service_cwd
+from .processes import PACKAGE, free_port, kill_group, service_cwd
 
 START_TIMEOUT = 60.0  # guards only: no speed makes a test pass or fail by them
 STOP_TIMEOUT = 60.0

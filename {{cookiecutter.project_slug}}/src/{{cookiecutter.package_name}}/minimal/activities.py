@@ -149,6 +149,7 @@ class StatsActivities:
                 type="MissingBody",
                 non_retryable=True,  # the same read would fail again: the workflow downloads again
             )
-        stats = await self.pool.run(page_stats, body.decode("utf-8", errors="replace"), rounds)
+        text = body.decode("utf-8", errors="replace")
+        stats = PageStats.of(await self.pool.run(page_stats, text, rounds))
         await self.memo.put(key, stats.model_dump(mode="json"))
         return stats

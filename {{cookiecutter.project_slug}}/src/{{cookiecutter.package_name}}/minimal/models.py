@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from .textstats import TextStats
+
 DATA_TTL_SECONDS = 7 * 24 * 3600  # bodies and checkpoints of one run; memo entries have their own
 
 
@@ -48,6 +50,11 @@ class PageStats(BaseModel):
     unique: int = Field(ge=0)
     top: list[tuple[str, int]]
     fingerprint: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+    @classmethod
+    def of(cls, stats: TextStats) -> PageStats:
+        """The checked model of what `page_stats` returned in a pool process."""
+        return cls(**stats._asdict())
 
 
 class PageResult(BaseModel):
