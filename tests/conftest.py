@@ -50,6 +50,9 @@ def baked(
 
 @pytest.hookimpl(trylast=True)  # after pytest groups the tests by session-scoped parameters
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, start the slow tests first so that they run on different workers."""
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
+    """Under pytest-xdist, start the slow tests first so that they run on different workers.
+
+    Each xdist worker collects and sorts (its `numprocesses` is unset, hence `workerinput`).
+    """
+    if hasattr(config, "workerinput"):
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
