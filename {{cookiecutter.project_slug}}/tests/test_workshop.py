@@ -85,7 +85,7 @@ async def test_module_1_check_reads_the_pipeline_run(
             code, output = await run_process(
                 sys.executable,
                 "-m",
-                "bake",
+                "{{ cookiecutter.package_name }}",
                 "run",
                 "--workflow-id",
                 "workshop-1",

