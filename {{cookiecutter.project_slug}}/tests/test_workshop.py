@@ -28,7 +28,13 @@ exercises_only = pytest.mark.skipif(
 )
 
 
-async def run_check(module: int, *, solution: bool, env: dict[str, str] | None = None) -> str:
+async def run_check(
+    module: int,
+    *,
+    solution: bool,
+    env: dict[str, str] | None = None,
+    address: str | None = None,
+) -> str:
     """Run `python -m docs.workshop.check` and return its output; assert its exit code."""
     code, text = await run_process(
         sys.executable,
@@ -36,6 +42,7 @@ async def run_check(module: int, *, solution: bool, env: dict[str, str] | None =
         "docs.workshop.check",
         str(module),
         *(["--solution"] if solution else []),
+        *(["--address", address] if address else []),
         env=env,
         timeout=180,
     )
@@ -48,11 +55,12 @@ async def run_check(module: int, *, solution: bool, env: dict[str, str] | None =
     return text
 
 
-async def run_checks(*, solution: bool) -> None:
-    """Modules 2 to 5 side by side (each has its own dev server and task queue): most of
-    their time is spent waiting for timeouts, not computing."""
+async def run_checks(*, solution: bool, address: str | None = None) -> None:
+    """Modules 2 to 5 side by side (each with task queues of its own): most of their time is
+    spent waiting for timeouts, not computing. On the server of `address`, or each on a dev
+    server of its own, as a learner runs them."""
     results = await asyncio.gather(
-        *(run_check(module, solution=solution) for module in (2, 3, 4, 5)),
+        *(run_check(module, solution=solution, address=address) for module in (2, 3, 4, 5)),
         return_exceptions=True,
     )
     failures = [result for result in results if isinstance(result, BaseException)]
@@ -60,9 +68,11 @@ async def run_checks(*, solution: bool) -> None:
         raise failures[0]
 
 
-@pytest.mark.slow(seconds=15)  # four modules' checks, each with a dev server
-async def test_checks_pass_on_the_solutions() -> None:
-    await run_checks(solution=True)
+@pytest.mark.slow(seconds=13)  # four modules' checks, side by side
+async def test_checks_pass_on_the_solutions(temporal_env: WorkflowEnvironment) -> None:
+    """On the session's dev server (`--address`), sparing four of their own; the exercises'
+    run below starts theirs, the learners' default."""
+    await run_checks(solution=True, address=address_of(temporal_env.client))
 
 
 @exercises_only
@@ -101,3 +111,13 @@ async def test_module_1_check_reads_the_pipeline_run(
     assert "the first batch, workshop-1-batch-000000, is fetch_documents: right" in text
     text = await run_check(1, solution=False, env=check_env)
     assert "WORKFLOW_ID is empty" in text
+
+
+async def test_a_check_on_an_address_without_a_server_stops_with_one_line() -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    code, text = await run_process(
+        sys.executable, "-m", "docs.workshop.check", "2", "--address", address, timeout=60
+    )
+    assert code == 2, text  # the check could not run: not the exercise's fault
+    assert f"error: no Temporal server at {address}: " in text, text
+    assert "NOT YET" not in text, text

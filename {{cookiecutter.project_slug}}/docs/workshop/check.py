@@ -6,8 +6,9 @@ same check on `docs/workshop/solutions/` instead: that is how the tests prove th
 check fails on the exercise and passes on its solution.
 
 Modules 2 to 5 start their own Temporal dev server (the `temporal` CLI in .venv/bin, no
-network) on a free port and stop it at the end. Module 1 reads the server of your
-`make dev` (TEMPORAL_ADDRESS, default localhost:7233).
+network) on a free port and stop it at the end; `--address HOST:PORT` runs them on that
+server instead (your `make dev`'s: the check's workflows then stay in its UI). Module 1
+reads the server of your `make dev` (TEMPORAL_ADDRESS, default localhost:7233).
 """
 
 from __future__ import annotations
@@ -56,9 +57,21 @@ class SetupError(Exception):
 # ---------------------------------------------------------------------------- helpers
 
 
+SERVER_ADDRESS: str | None = None
+"""`--address`: the Temporal server modules 2 to 5 use instead of starting their own."""
+
+
 @contextlib.asynccontextmanager
 async def dev_server() -> AsyncIterator[Client]:
-    """`temporal server start-dev --headless` on a free port of 127.0.0.1, for the block."""
+    """`temporal server start-dev --headless` on a free port of 127.0.0.1, for the block; or a
+    client of the server of `--address` (each check has task queues and ids of its own)."""
+    if SERVER_ADDRESS is not None:
+        try:
+            client = await Client.connect(SERVER_ADDRESS)
+        except RuntimeError as exc:  # the SDK's "Failed client connect"
+            raise SetupError(f"no Temporal server at {SERVER_ADDRESS}: {exc}") from None
+        yield client
+        return
     if not TEMPORAL_CLI.exists():
         raise SystemExit(f"error: {TEMPORAL_CLI} not found; run `make install` first")
     env = await WorkflowEnvironment.start_local(
@@ -587,7 +600,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {PACKAGE}.check", description=__doc__)
     parser.add_argument("module", type=int, choices=sorted(CHECKS), help="module number")
     parser.add_argument("--solution", action="store_true", help="check the solution instead")
+    parser.add_argument(
+        "--address", metavar="HOST:PORT", help="run modules 2-5 on this server (make dev's)"
+    )
     args = parser.parse_args(argv)
+    global SERVER_ADDRESS
+    SERVER_ADDRESS = args.address
     module = load(args.module, solution=args.solution)
     print(f"module {args.module}: checking {module.__file__}")
     try:
