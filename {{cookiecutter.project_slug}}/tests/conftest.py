@@ -42,7 +42,6 @@ from .toolkit import leak_guard
 from .toolkit.devserver import dev_server
 from .toolkit.hostile_site import HostileSite
 from .toolkit.http_site import LocalSite
-from .toolkit.leak_guard import OWN_GROUPS
 from .toolkit.processes import (
     BIN,
     PACKAGE,
@@ -59,7 +58,7 @@ from .toolkit.processes import (
 from .toolkit.redis_server import INSTALL_REDIS_SERVER, NO_REDIS_SERVER, RedisServer
 from .toolkit.worker import WorkerProcess, running_worker
 
-_own_groups = OWN_GROUPS  # the name tests/pipeline/test_cli.py adds its groups to
+_own_groups = leak_guard.OWN_GROUPS  # the name tests/pipeline/test_cli.py adds its groups to
 
 __all__ = [  # what other test modules import from here
     "BIN",

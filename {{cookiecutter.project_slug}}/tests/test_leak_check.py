@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from .toolkit import leak_guard
+
 PROJECT = Path(__file__).resolve().parent.parent
-LEAK_GUARD = "tests.toolkit.leak_guard"
+LEAK_GUARD = leak_guard.__name__  # `-p` takes the plugin by this name
 
 
 def test_the_suite_loads_the_leak_guard(pytestconfig: pytest.Config) -> None:
