@@ -11,6 +11,9 @@ DEMO_DIR := .demo
 PYTEST_ARGS ?=
 # In CI the lock file must already match pyproject.toml; elsewhere uv may update it.
 UV_SYNC_FLAGS ?= $(if $(CI),--locked,)
+# Python may cache the bytecode of hooks/ and tests/ (git-ignored __pycache__/) even where
+# PYTHONDONTWRITEBYTECODE is set; the bakes' own Makefiles do the same for theirs.
+export PYTHONDONTWRITEBYTECODE :=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-every-bake lint format demo clean pins
