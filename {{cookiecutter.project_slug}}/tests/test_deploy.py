@@ -573,6 +573,11 @@ NOT_REPLAYED = {"UV_COMPILE_BYTECODE": "0"}
 (its root filesystem is read-only at run time), costs about 2.5 s of CPU here and changes
 how fast the service starts, not what it runs."""
 
+FINAL_NOT_REPLAYED = {"PYTHONDONTWRITEBYTECODE": ""}
+"""What the final stage's replay leaves out, for the same reason: the replayed build compiled
+no bytecode, so the processes may write what they compile (the image's build would have),
+rather than the worker, the sample run and the health check each compiling it all again."""
+
 
 def run_build_stage(context: Path, app: Path) -> subprocess.CompletedProcess[str] | None:
     """The build stage's ARG, ENV, COPY and RUN lines in `app`: the first failed RUN, or None.
@@ -640,10 +645,12 @@ def image_app(tmp_path: Path) -> Path:
 
 
 def image_env(app: Path, **overrides: str) -> dict[str, str]:
-    """The final stage's environment: a container's, the Dockerfile's ENV lines, `overrides`."""
+    """The final stage's environment: a container's, the Dockerfile's ENV lines (but
+    `FINAL_NOT_REPLAYED`), `overrides`."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
     for instruction in dockerfile()[-1].all("ENV"):
         apply_env(instruction, env, app)
+    env.update(FINAL_NOT_REPLAYED)
     env.update(overrides)
     return env
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -328,8 +330,8 @@ def installed_closure(names: frozenset[str]) -> list[str]:
     return sorted(f"{name}=={version}" for name, version in pins.items())
 
 
-def make_venv(folder: Path, requires: frozenset[str]) -> Path:
-    """A venv with only `requires` (and what they need); its python.
+def make_venv(folder: Path, pins: list[str]) -> Path:
+    """A venv with only `pins` (`name==version`, dependencies included); its python.
 
     uv installs from its cache, offline, when the cache holds every wheel (it does after
     `make install`); otherwise it downloads them from the package index.
@@ -337,9 +339,8 @@ def make_venv(folder: Path, requires: frozenset[str]) -> Path:
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env |= {"UV_PYTHON_DOWNLOADS": "never", "UV_COMPILE_BYTECODE": "0"}
     uv_venv = [str(UV), "venv", "--quiet", "--python", sys.executable, str(folder)]
-    subprocess.run(uv_venv, cwd=folder, env=env, check=True, timeout=120)
+    subprocess.run(uv_venv, cwd=folder.parent, env=env, check=True, timeout=120)
     python = folder / "bin" / "python"
-    pins = installed_closure(requires)
     if pins:
         install = [str(UV), "pip", "install", "--quiet", "--python", str(python), "--no-deps"]
         offline = subprocess.run(
@@ -352,13 +353,24 @@ def make_venv(folder: Path, requires: frozenset[str]) -> Path:
 
 @pytest.fixture(scope="session")
 def venv_with(tmp_path_factory: pytest.TempPathFactory) -> Callable[[frozenset[str]], Path]:
-    """One venv per distinct set of dependencies, shared by the patterns that need it."""
-    made: dict[frozenset[str], Path] = {}
+    """One venv per distinct set of dependencies, shared by the patterns that need it and by
+    the session's xdist workers: the first to need one builds it under a file lock, the
+    others wait for it and reuse it, with the bytecode its first smoke run wrote (a new venv
+    compiles the SDK at its first import: seconds of CPU that once per worker tripled)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's
 
     def get_venv(requires: frozenset[str]) -> Path:
-        if requires not in made:
-            made[requires] = make_venv(tmp_path_factory.mktemp("venv"), requires)
-        return made[requires]
+        pins = installed_closure(requires)
+        name = "venv-" + hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
+        folder, ready = shared / name, shared / f"{name}.ready"
+        with (shared / f"{name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not ready.exists():
+                shutil.rmtree(folder, ignore_errors=True)  # a build that was interrupted
+                make_venv(folder, pins)
+                ready.touch()
+        return folder / "bin" / "python"
 
     return get_venv
 
