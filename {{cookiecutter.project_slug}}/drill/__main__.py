@@ -3,6 +3,7 @@ exit code 0 when every check held.
 
     python -m drill                                   # 48 items
     python -m drill --items 200 --case tests.pipeline.drill_case
+    python -m drill --address 127.0.0.1:7233           # on `make dev`'s server: see it in the UI
 
 Ctrl-C or SIGTERM stops it early: the processes it started are stopped, what it saw so far
 is printed, and the exit code is 130 or 143.
@@ -25,6 +26,11 @@ async def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m drill", description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=48, help="items per run (default 48)")
     parser.add_argument("--case", help="module[:attribute] of the drill case (default: found)")
+    parser.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="a running Temporal server to drill on (default: a dev server of its own)",
+    )
     args = parser.parse_args()
     try:
         case = find_case(args.case)
@@ -45,7 +51,9 @@ async def main() -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
     try:
         with tempfile.TemporaryDirectory(prefix="drill-") as tmp:
-            await drill(Path(tmp), case=case, items=args.items, report=report)
+            await drill(
+                Path(tmp), case=case, items=args.items, report=report, server_address=args.address
+            )
     except asyncio.CancelledError:  # the drill has stopped its processes
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:  # what it saw, even when interrupted

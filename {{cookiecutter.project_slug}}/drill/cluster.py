@@ -78,13 +78,21 @@ class Cluster:
     """The dev server, Redis and worker processes of one drill, each in its own session."""
 
     def __init__(
-        self, workdir: Path, *, checkpoint_every: int = 8, cpu_processes: int = CPU_PROCESSES
+        self,
+        workdir: Path,
+        *,
+        checkpoint_every: int = 8,
+        cpu_processes: int = CPU_PROCESSES,
+        server_address: str | None = None,
     ) -> None:
+        """`server_address`: a running Temporal server to use (HOST:PORT); None, the
+        cluster's own dev server, started by `start_server`."""
         self.workdir = workdir
         self.checkpoint_every = checkpoint_every
         self.cpu_processes = cpu_processes  # per worker
+        self.own_server = server_address is None
         self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = server_address or f"127.0.0.1:{self.port}"
         self.processes: list[Process] = []
         self.started: dict[str, int] = {}  # workers started, by task queue (their names)
         self.logs = workdir / "logs"
@@ -143,6 +151,13 @@ class Cluster:
         raise RuntimeError(f"redis-server did not start:\n{redis.log_text()}")
 
     async def start_server(self) -> None:
+        """Start the cluster's dev server, or check that the one it was given answers."""
+        if not self.own_server:
+            try:
+                await Client.connect(self.address)
+            except RuntimeError as exc:
+                raise RuntimeError(f"no Temporal server at {self.address}: {exc}") from None
+            return
         server = await self.spawn(
             "temporal-server",
             str(TEMPORAL_CLI), "server", "start-dev", "--headless",

@@ -161,6 +161,7 @@ async def drill(
     report: Report | None = None,
     workers: int = WORKERS,
     cpu_processes: int = CPU_PROCESSES,
+    server_address: str | None = None,
 ) -> Report:
     """Run the drill of `case` (default: the project's, `find_case()`) in `workdir` on
     runs of `items` items; `heartbeat_timeout` bounds how soon a retry can start.
@@ -169,13 +170,17 @@ async def drill(
     on the way is a failed check, followed by the last lines of every process's log. Pass a
     `report` of your own to keep what it saw if the drill is cancelled. `workers` (at least
     two: one is killed, another must take over) and `cpu_processes` (each one's pool) size
-    the cluster.
+    the cluster. `server_address` (HOST:PORT) runs it on that Temporal server instead of a
+    dev server of its own (the test suite's; `make dev`'s, to watch it in the UI).
     """
     report = Report() if report is None else report
     if workers < 2:
         raise ValueError(f"the drill needs at least 2 workers, not {workers}")
     cluster = Cluster(  # nothing started yet
-        workdir, checkpoint_every=CHECKPOINT_EVERY, cpu_processes=cpu_processes
+        workdir,
+        checkpoint_every=CHECKPOINT_EVERY,
+        cpu_processes=cpu_processes,
+        server_address=server_address,
     )
     site = LocalSite().start()
     try:
