@@ -13,7 +13,9 @@ ERROR level, calls that end because it is stopping or because their client went 
 a worker that drains cancels its polls, and the run's end stops the worker before the
 server, so these come at the end of every run, not from failures. While it starts, its
 queue readers can log `shard status unknown` until the one shard is theirs (it retries;
-seen on busy machines). Both kinds are noise, left in the log only. What else it logs
+seen on busy machines), and its port can answer before its frontend is ready: the worker's
+first connect gets `Frontend is not healthy yet` (logged as `service failures`; the worker
+retries). Both kinds are noise, left in the log only. What else it logs
 before it is asked to stop is printed, with the log's path, and so is the end of the log
 if it exits on its own or does not start.
 """
@@ -53,6 +55,7 @@ UI_URL_VARIABLE = PACKAGE.upper() + "_TEMPORAL_UI_URL"
 # retries; calls that ended because their client (a draining worker) went away.
 SERVER_NOISE = (
     'error="shard status unknown"',
+    'error="Frontend is not healthy yet"',
     "context canceled",
     "task queue closed",
     "unable to add metrics baggage to gRPC trailer",
