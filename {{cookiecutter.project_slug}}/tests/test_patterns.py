@@ -15,6 +15,7 @@ import ast
 import asyncio
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -360,6 +361,7 @@ def venv_with(tmp_path_factory: pytest.TempPathFactory) -> Callable[[frozenset[s
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's
 
+    @functools.cache  # this worker's later patterns: no metadata walk, no lock
     def get_venv(requires: frozenset[str]) -> Path:
         pins = installed_closure(requires)
         name = "venv-" + hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
