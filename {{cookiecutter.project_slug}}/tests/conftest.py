@@ -42,6 +42,7 @@ from .toolkit import leak_guard
 from .toolkit.devserver import dev_server
 from .toolkit.hostile_site import HostileSite
 from .toolkit.http_site import LocalSite
+from .toolkit.launcher import start_launcher, stop_launcher
 from .toolkit.processes import (
     BIN,
     PACKAGE,
@@ -88,6 +89,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(leak_guard, leak_guard.__name__)
     for name in [k for k in os.environ if k.startswith("OTEL_")]:
         del os.environ[name]
+    if not getattr(config.option, "numprocesses", None):  # tests run here (not xdist's controller)
+        start_launcher(PACKAGE, service_env())  # warms up while the tests are collected
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_launcher() -> Iterator[None]:
+    """The process the tests' Python subprocesses fork from (toolkit/launcher.py), stopped
+    at the end of the session, before the leak check."""
+    yield
+    stop_launcher()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_launcher()  # a session that ran no test
 
 
 @pytest.fixture(scope="session")

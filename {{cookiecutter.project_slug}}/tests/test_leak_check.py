@@ -52,7 +52,10 @@ def test_a_process_left_running_fails_the_run_and_is_named(
         "def test_leaks_nothing() -> None:\n"  # and a test that does not
         "    pass\n"
     )
+    # Its own --basetemp: given none, a pytest makes a numbered folder beside this run's and,
+    # on exit, deletes the older ones, a previous run's venvs among them (seen: 40 s).
     options = ["-p", LEAK_GUARD, "-p", "no:cacheprovider", "-q", "-c", os.devnull]
+    options += ["--basetemp", str(tmp_path / "basetemp")]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", *options, *xdist, "--rootdir", str(tmp_path), str(probe)],
         cwd=PROJECT,

@@ -67,6 +67,7 @@ from ..conftest import (
 )
 from ..toolkit.gate import Gate
 from ..toolkit.http_site import LocalSite
+from ..toolkit.launcher import PIPE, start_python
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 
@@ -87,21 +88,15 @@ async def worker(
 async def run_separately(
     *command: str, env: dict[str, str], timeout: float
 ) -> tuple[int, str, str]:
-    """`run_process`, with stdout and stderr kept apart: its exit code, stdout and stderr.
+    """`run_process` of a Python command (`sys.executable, ...`), with stdout and stderr kept
+    apart: its exit code, stdout and stderr.
 
     It runs in `service_cwd()` (no developer's `.env`), in a process group of its own that
     is killed however this ends; on a timeout (only a broken test: choose it far above the
     time the command needs) the AssertionError shows what it had printed.
     """
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env=env,
-        cwd=service_cwd(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
+    assert command[0] == sys.executable, command
+    process = await start_python(command[1:], env=env, cwd=service_cwd(), stdout=PIPE, stderr=PIPE)
     _own_groups.add(process.pid)  # the session's check for leftover processes looks there too
     assert process.stdout is not None
     assert process.stderr is not None
@@ -464,14 +459,12 @@ class LiveRun:
         master = slave = -1
         if self.tty:
             master, slave = pty.openpty()
-        self.process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", PACKAGE, "run", *self.args),
+        self.process = await start_python(
+            ["-m", PACKAGE, "run", *self.args],
             env=self.env,
             cwd=service_cwd(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=slave if self.tty else asyncio.subprocess.PIPE,
-            start_new_session=True,
+            stdout=PIPE,
+            stderr=slave if self.tty else PIPE,
         )
         _own_groups.add(self.process.pid)
         assert self.process.stdout is not None

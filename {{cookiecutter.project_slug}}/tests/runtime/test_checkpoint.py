@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import sys
+import signal
 import textwrap
 from typing import Annotated, Any
 
@@ -30,6 +30,9 @@ from {{ cookiecutter.package_name }}.runtime.store import (
     StateStore,
     open_store,
 )
+
+from ..conftest import service_env
+from ..toolkit.launcher import PIPE, start_python
 
 
 class Progress(BaseModel):
@@ -320,16 +323,11 @@ async def save_then_kill(store_url: str, start: int, saves: int) -> list[int]:
     says it saved `saves` new checkpoints (0: right after "ready"). The kill lands before, in
     or after its next save, wherever the child happens to be: each is fine. Returns the
     checkpoints it said it saved, in order (a line the kill cut short left out)."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        SAVER,
-        store_url,
-        str(BLOB_BYTES),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    child = await start_python(
+        ["-c", SAVER, store_url, str(BLOB_BYTES)], env=service_env(), stdout=PIPE, stderr=PIPE
     )
     assert child.stdout is not None
+    assert child.stderr is not None
     ready = b"ready %d\n" % start
     stop_at = ready if saves == 0 else b"saved %d\n" % (start + saves)
     read: list[bytes] = []
@@ -343,8 +341,9 @@ async def save_then_kill(store_url: str, start: int, saves: int) -> list[int]:
         pass  # the assertion below shows what it printed
     finally:
         with contextlib.suppress(ProcessLookupError):
-            child.kill()
-        rest, errors = await child.communicate()
+            child.send_signal(signal.SIGKILL)
+        rest, errors = await asyncio.gather(child.stdout.read(), child.stderr.read())
+        await child.wait()
     said = b"".join(read) + rest
     printed = f"it printed:\n{said.decode(errors='replace')}\n{errors.decode(errors='replace')}"
     assert read, f"the saver said nothing; {printed}"

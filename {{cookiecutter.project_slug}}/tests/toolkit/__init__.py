@@ -5,6 +5,7 @@ default `SERVICE`), never a sample, so a project keeps it when it replaces the s
 
     devserver.py     dev_server(): the real `temporal server start-dev` (conftest: `temporal_env`)
     processes.py     service_env, address_of, free_port, run_process, run_in_group
+    launcher.py      start_python(): Python subprocesses forked from a warm interpreter (less CPU)
     leak_guard.py    the session's leak check, a pytest plugin (conftest loads it)
     worker.py        WorkerProcess / running_worker / running_workers: real worker processes to
                      kill -9 (`kill`) and SIGTERM (`terminate`, `drain`); in_process_worker

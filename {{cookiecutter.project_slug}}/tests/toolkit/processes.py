@@ -32,6 +32,7 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
     ENV_PREFIX,
 )
 
+from .launcher import PIPE, STDOUT, ChildProcess, start_python
 from .leak_guard import OWN_GROUPS
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -145,14 +146,19 @@ async def run_process(
     On a timeout the AssertionError shows what it had printed. The timeout only stops a
     broken test: choose it far above the time the command needs.
     """
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process: ChildProcess
+    if command[0] == sys.executable:  # Python: forked from the warm launcher if it can
+        process = await start_python(command[1:], env=env, cwd=cwd, stdout=PIPE, stderr=STDOUT)
+    else:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            env=env,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=PIPE,
+            stderr=STDOUT,
+            start_new_session=True,
+        )
     OWN_GROUPS.add(process.pid)
     assert process.stdout is not None
     chunks: list[bytes] = []
@@ -185,7 +191,10 @@ def run_in_group(
 ) -> subprocess.CompletedProcess[str]:
     """Run `command` (output captured) in a process group of its own, killed however this
     ends: nothing it started outlives the test. A timeout, only a guard for a broken test,
-    fails with what it had printed."""
+    fails with what it had printed. Python (`sys.executable`) forks from the warm launcher,
+    unless an event loop runs in this thread (call it through `asyncio.to_thread` there)."""
+    if command[0] == sys.executable and not _loop_running():
+        return asyncio.run(_run_captured(command, timeout=timeout, cwd=cwd, env=env))
     with subprocess.Popen(
         command,
         cwd=cwd,
@@ -208,4 +217,39 @@ def run_in_group(
             ) from None
         finally:
             kill_group(process.pid)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _run_captured(
+    command: list[str], *, timeout: float, cwd: Path | None, env: Mapping[str, str] | None
+) -> subprocess.CompletedProcess[str]:
+    """`run_in_group` of a Python command, through `start_python`."""
+    process = await start_python(command[1:], env=env, cwd=cwd, stdout=PIPE, stderr=PIPE)
+    OWN_GROUPS.add(process.pid)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    reading = asyncio.gather(process.stdout.read(), process.stderr.read())
+    try:
+        out, err = await asyncio.wait_for(asyncio.shield(reading), timeout)
+        await process.wait()
+    except TimeoutError:
+        kill_group(process.pid)
+        out, err = await reading
+        raise AssertionError(
+            f"{shlex.join(command)} ran over {timeout:g} s:\n"
+            f"stdout:\n{out.decode(errors='replace')}\nstderr:\n{err.decode(errors='replace')}"
+        ) from None
+    finally:
+        kill_group(process.pid)
+        await process.wait()
+    assert process.returncode is not None
+    stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

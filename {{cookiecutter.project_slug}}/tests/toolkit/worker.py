@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import itertools
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, overload
@@ -55,6 +54,7 @@ from {{ cookiecutter.package_name }}.runtime.worker import (
 )
 
 from .gate import Gate, GatedStore
+from .launcher import PIPE, ChildProcess, start_python
 from .leak_guard import OWN_GROUPS
 from .metrics import scrape, totals
 from .observe import pending_activity
@@ -69,9 +69,7 @@ _readers: set[asyncio.Task[None]] = set()
 class WorkerProcess:
     """One worker subprocess, leading its own process group. Make it with `start`."""
 
-    def __init__(
-        self, process: asyncio.subprocess.Process, identity: str, gate: Gate | None
-    ) -> None:
+    def __init__(self, process: ChildProcess, identity: str, gate: Gate | None) -> None:
         self.process = process
         self.identity = identity
         self.gate = gate
@@ -125,15 +123,7 @@ class WorkerProcess:
             command = ["-m", PACKAGE, "worker"]
         else:
             command = ["-m", "tests.toolkit.gated_worker", *([service] if service else [])]
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *command,
-            env=env,
-            cwd=service_cwd(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        process = await start_python(command, env=env, cwd=service_cwd(), stderr=PIPE)
         OWN_GROUPS.add(process.pid)
         worker = cls(process, identity, gate)
         try:
