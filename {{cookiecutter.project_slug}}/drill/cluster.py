@@ -21,6 +21,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from tests.toolkit.gate import Gate
+from tests.toolkit.launcher import STDOUT, ChildProcess, start_python
 from tests.toolkit.processes import PACKAGE, PROJECT, TEMPORAL_CLI, free_port
 from {{ cookiecutter.package_name }}.runtime.settings import (
     DEFAULT_STATE_STORE_URL,
@@ -34,8 +35,14 @@ CPU_PROCESSES = 2  # per worker, whatever the machine's core count
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 30
 LOG_TAIL_LINES = 15
-# The caller's environment the workers keep: where programs are, and the locale.
+# The caller's environment the workers keep: where programs are, the locale, and Python's
+# own settings (`PYTHON*`: the same interpreter as the caller's, so that in a test the
+# workers can fork from the test launcher, which has the same; warnings filters excepted).
 KEPT_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+
+
+def _kept(name: str) -> bool:
+    return name in KEPT_VARIABLES or (name.startswith("PYTHON") and name != "PYTHONWARNINGS")
 
 
 @dataclass
@@ -43,7 +50,7 @@ class Process:
     """A process the cluster started, leading a session (and process group) of its own."""
 
     name: str
-    process: asyncio.subprocess.Process
+    process: ChildProcess
     log: Path  # its stdout and stderr
     gate: Gate | None = None
     worker: bool = False
@@ -109,18 +116,26 @@ class Cluster:
         gate: Gate | None = None,
         worker: bool = False,
     ) -> Process:
-        """Start `command` in a session of its own, its output in logs/<name>.log."""
+        """Start `command` in a session of its own, its output in logs/<name>.log. Python
+        (`sys.executable`) forks from the test launcher when the drill runs in a test
+        (tests/toolkit/launcher.py), and starts as usual otherwise."""
         log = self.logs / f"{name}.log"
+        process: ChildProcess
         with log.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                env=env,
-                cwd=self.cwd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            if command[0] == sys.executable:
+                process = await start_python(
+                    command[1:], env=env, cwd=self.cwd, stdout=out.fileno(), stderr=STDOUT
+                )
+            else:
+                process = await asyncio.create_subprocess_exec(
+                    *command,
+                    env=env,
+                    cwd=self.cwd,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=STDOUT,
+                    start_new_session=True,
+                )
         started = Process(name, process, log, gate, worker)
         self.processes.append(started)  # stop() stops it from now on, whatever happens
         return started
@@ -178,7 +193,7 @@ class Cluster:
     def worker_env(self, task_queue: str, store_url: str, **settings: object) -> dict[str, str]:
         """A clean environment: none of the caller's Temporal or service settings, the
         drill's own, then `settings` (e.g. `cpu_processes=1`)."""
-        env = {name: os.environ[name] for name in KEPT_VARIABLES if name in os.environ}
+        env = {name: value for name, value in os.environ.items() if _kept(name)}
         values: dict[str, object] = {
             "task_queue": task_queue,
             "state_store_url": store_url,

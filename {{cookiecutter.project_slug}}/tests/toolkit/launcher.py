@@ -102,10 +102,9 @@ class Launcher:
             raise AssertionError(f"the test launcher did not start:\n{error}")
 
     def can_start(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
-        """Whether a child started with `env` is the process a cold start would make."""
-        same_interpreter = {k: v for k, v in env.items() if k.startswith("PYTHON")} == {
-            k: v for k, v in self.env.items() if k.startswith("PYTHON")
-        }
+        """Whether a child started with `env` is the process a cold start would make: the
+        same `PYTHON*` variables (an empty one counts as unset, as for Python)."""
+        same_interpreter = _interpreter_settings(env) == _interpreter_settings(self.env)
         return len(args) >= 2 and args[0] in ("-m", "-c") and same_interpreter
 
     def stop(self) -> None:
@@ -124,6 +123,10 @@ class Launcher:
         for path in (self.socket_path, self.folder / "stderr"):
             path.unlink(missing_ok=True)
         self.folder.rmdir()
+
+
+def _interpreter_settings(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith("PYTHON") and v}
 
 
 _launcher: Launcher | None = None
