@@ -89,20 +89,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(leak_guard, leak_guard.__name__)
     for name in [k for k in os.environ if k.startswith("OTEL_")]:
         del os.environ[name]
-    if not getattr(config.option, "numprocesses", None):  # tests run here (not xdist's controller)
-        start_launcher(PACKAGE, service_env())  # warms up while the tests are collected
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _warm_launcher() -> Iterator[None]:
-    """The process the tests' Python subprocesses fork from (toolkit/launcher.py), stopped
-    at the end of the session, before the leak check."""
-    yield
-    stop_launcher()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    stop_launcher()  # a session that ran no test
+    # The process the tests' Python subprocesses fork from (toolkit/launcher.py), where tests
+    # run (not in xdist's controller). It warms up while the tests are collected.
+    if not getattr(config.option, "numprocesses", None):
+        start_launcher(PACKAGE, service_env())
 
 
 @pytest.fixture(scope="session")
@@ -281,6 +271,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
+@pytest.hookimpl(tryfirst=True)  # before the leak check (toolkit/leak_guard.py)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Remove the folder service subprocesses ran in (the leak check: toolkit/leak_guard.py)."""
+    """Stop the launcher, remove the folder service subprocesses ran in."""
+    stop_launcher()
     shutil.rmtree(service_cwd(), ignore_errors=True)
