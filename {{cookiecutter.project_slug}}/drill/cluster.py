@@ -21,7 +21,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from tests.toolkit.gate import Gate
-from tests.toolkit.launcher import STDOUT, ChildProcess, start_python
+from tests.toolkit.launcher import STDOUT, ChildProcess, start_process
 from tests.toolkit.processes import PACKAGE, PROJECT, TEMPORAL_CLI, free_port
 from {{ cookiecutter.package_name }}.runtime.settings import (
     DEFAULT_STATE_STORE_URL,
@@ -120,22 +120,10 @@ class Cluster:
         (`sys.executable`) forks from the test launcher when the drill runs in a test
         (tests/toolkit/launcher.py), and starts as usual otherwise."""
         log = self.logs / f"{name}.log"
-        process: ChildProcess
         with log.open("wb") as out:
-            if command[0] == sys.executable:
-                process = await start_python(
-                    command[1:], env=env, cwd=self.cwd, stdout=out.fileno(), stderr=STDOUT
-                )
-            else:
-                process = await asyncio.create_subprocess_exec(
-                    *command,
-                    env=env,
-                    cwd=self.cwd,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=STDOUT,
-                    start_new_session=True,
-                )
+            process = await start_process(
+                command, env=env, cwd=self.cwd, stdout=out.fileno(), stderr=STDOUT
+            )
         started = Process(name, process, log, gate, worker)
         self.processes.append(started)  # stop() stops it from now on, whatever happens
         return started

@@ -209,16 +209,7 @@ async def start_python(
     env = dict(os.environ if env is None else env)
     launcher = _launcher
     if launcher is None or not launcher.can_start(args, env):
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            *args,
-            env=env,
-            cwd=cwd,
-            stdin=DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
+        return await _exec([sys.executable, *args], env=env, cwd=cwd, stdout=stdout, stderr=stderr)
     await launcher.ready()
     given: list[int] = []  # the child's stdio, to hand over and then close here
     readers: list[asyncio.StreamReader | None] = [None, None]
@@ -260,6 +251,40 @@ async def start_python(
         writer.close()
         raise AssertionError(f"the test launcher did not start {' '.join(args)}")
     return ForkedProcess(int(pid_line), replies, writer, readers[0], readers[1])
+
+
+async def start_process(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> ChildProcess:
+    """Any command, as `start_python` starts one: a Python command (`sys.executable, ...`)
+    through `start_python`, anything else with a plain exec."""
+    if command[0] == sys.executable:
+        return await start_python(command[1:], env=env, cwd=cwd, stdout=stdout, stderr=stderr)
+    return await _exec(command, env=env, cwd=cwd, stdout=stdout, stderr=stderr)
+
+
+async def _exec(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None,
+    cwd: Path | str | None,
+    stdout: int | None,
+    stderr: int | None,
+) -> ChildProcess:
+    return await asyncio.create_subprocess_exec(
+        *command,
+        env=env,
+        cwd=cwd,
+        stdin=DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
 
 
 # --- the launcher (`python -m tests.toolkit.launcher PACKAGE SOCKET`) ------------------------

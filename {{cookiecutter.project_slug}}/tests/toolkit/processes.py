@@ -32,7 +32,7 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
     ENV_PREFIX,
 )
 
-from .launcher import PIPE, STDOUT, ChildProcess, start_python
+from .launcher import PIPE, STDOUT, start_process, start_python
 from .leak_guard import OWN_GROUPS
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -146,19 +146,8 @@ async def run_process(
     On a timeout the AssertionError shows what it had printed. The timeout only stops a
     broken test: choose it far above the time the command needs.
     """
-    process: ChildProcess
-    if command[0] == sys.executable:  # Python: forked from the warm launcher if it can
-        process = await start_python(command[1:], env=env, cwd=cwd, stdout=PIPE, stderr=STDOUT)
-    else:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            env=env,
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=PIPE,
-            stderr=STDOUT,
-            start_new_session=True,
-        )
+    # Python: forked from the warm launcher if it can (launcher.py).
+    process = await start_process(command, env=env, cwd=cwd, stdout=PIPE, stderr=STDOUT)
     OWN_GROUPS.add(process.pid)
     assert process.stdout is not None
     chunks: list[bytes] = []
