@@ -39,10 +39,10 @@ from {{ cookiecutter.package_name }}.runtime.store import (
 )
 
 from .toolkit import leak_guard
-from .toolkit.devserver import dev_server
+from .toolkit.devserver import SharedDevServer, connect_to_shared, dev_server
 from .toolkit.hostile_site import HostileSite
 from .toolkit.http_site import LocalSite
-from .toolkit.launcher import start_launcher, stop_launcher
+from .toolkit.launcher import attach_launcher, shared_launcher, start_launcher, stop_launcher
 from .toolkit.processes import (
     BIN,
     PACKAGE,
@@ -89,17 +89,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(leak_guard, leak_guard.__name__)
     for name in [k for k in os.environ if k.startswith("OTEL_")]:
         del os.environ[name]
-    # The process the tests' Python subprocesses fork from (toolkit/launcher.py), where tests
-    # run (not in xdist's controller). It warms up while the tests are collected.
-    if not getattr(config.option, "numprocesses", None):
-        start_launcher(PACKAGE, service_env())
+    # The process the tests' Python subprocesses fork from (toolkit/launcher.py). Under
+    # pytest-xdist the controller runs it and the session's dev server, from before its
+    # workers start until they have all ended, and every xdist worker uses both: one of each
+    # for the session, warming up while the workers start and collect the tests.
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # an xdist worker
+        attach_launcher(workerinput["launcher"], leak_guard.OWN_GROUPS)
+        return
+    start_launcher(PACKAGE, service_env(), leak_guard.OWN_GROUPS)
+    if getattr(config.option, "numprocesses", None):  # the xdist controller
+        global _shared_server
+        _shared_server = SharedDevServer()
+
+
+_shared_server: SharedDevServer | None = None
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called with `-n`
+def pytest_configure_node(node: Any) -> None:
+    """In the xdist controller: hand each worker the session's launcher and dev server."""
+    server = _shared_server
+    node.workerinput["launcher"] = shared_launcher()
+    node.workerinput["dev_server"] = (
+        None if server is None else {"address": server.address, "status": str(server.status)}
+    )
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """`temporal server start-dev` on a free port on 127.0.0.1, for the whole session."""
-    async with dev_server() as env:
-        yield env
+async def temporal_env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    """`temporal server start-dev` on a free port on 127.0.0.1, for the whole session (under
+    xdist: the controller's, which every xdist worker shares)."""
+    shared = getattr(request.config, "workerinput", {}).get("dev_server")
+    if shared is not None:
+        async with connect_to_shared(shared["address"], Path(shared["status"])) as env:
+            yield env
+    else:
+        async with dev_server() as env:
+            yield env
 
 
 @pytest.fixture
@@ -273,6 +300,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before the leak check (toolkit/leak_guard.py)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop the launcher, remove the folder service subprocesses ran in."""
+    """Stop the launcher and the shared dev server, remove the folder service subprocesses
+    ran in. In the xdist controller this runs after every worker has ended."""
     stop_launcher()
+    if _shared_server is not None:
+        _shared_server.stop()
     shutil.rmtree(service_cwd(), ignore_errors=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .toolkit import launcher
+from .toolkit import launcher, leak_guard
 from .toolkit.launcher import PIPE, STDOUT, ChildProcess, start_python
 from .toolkit.processes import PACKAGE, service_env
 
@@ -38,7 +38,7 @@ def launcher_pid() -> int:
     running = launcher._launcher
     if running is None:
         pytest.skip(f"no launcher in this run ({launcher.COLD_START_VARIABLE} is set)")
-    return running.process.pid
+    return running.pid
 
 
 async def output_of(process: ChildProcess) -> tuple[int, str]:
@@ -113,3 +113,16 @@ async def test_another_interpreter_setting_starts_cold() -> None:
     assert code == 0
     assert out.split() == [str(os.getpid()), "1"]
     assert int(out.split()[0]) != parent
+
+
+async def test_the_leak_check_finds_a_child_left_running_until_it_ends() -> None:
+    """A child is the launcher's (under xdist, the controller's), not this process's: the
+    leak check of the process that asked for it finds it by its group all the same."""
+    launcher_pid()
+    process = await start_python(["-c", "import time; time.sleep(300)"], env=service_env())
+    try:
+        assert any(line.split()[0] == str(process.pid) for line in leak_guard.leftover_processes())
+    finally:
+        process.send_signal(signal.SIGKILL)
+    assert await process.wait() == -signal.SIGKILL
+    assert process.pid not in leak_guard.OWN_GROUPS  # it ended: its pid may be reused

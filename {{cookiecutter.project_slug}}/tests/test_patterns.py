@@ -4,9 +4,10 @@ The doc is the one list: its "Files to copy", "Dependencies" and "Tested by" lin
 here. Fast tests: the files listed are exactly those the usage needs (every import inside
 the package followed, lazy ones too) and the dependencies exactly their third-party imports
 (one imported inside a function may be listed as required or as optional).
-Slow tests: per pattern, only the listed files go into an empty package `yourpackage`, a fresh
-venv gets only the listed dependencies (this venv's versions, from uv's cache when it holds
-them) and the pattern's script from tests/patterns/ runs in it.
+Slow tests: per pattern, only the listed files go into an empty package `yourpackage`, in a
+venv that holds only the listed dependencies (this venv's versions, from uv's cache when it
+holds them; built once and kept in pytest's cache folder), and the pattern's script from
+tests/patterns/ runs there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -352,29 +354,45 @@ def make_venv(folder: Path, pins: list[str]) -> Path:
     return python
 
 
+VENV_UNUSED_DAYS = 14  # a cached venv no run has used for this long is deleted
+
+
 @pytest.fixture(scope="session")
-def venv_with(tmp_path_factory: pytest.TempPathFactory) -> Callable[[frozenset[str]], Path]:
-    """One venv per distinct set of dependencies, shared by the patterns that need it and by
-    the session's xdist workers: the first to need one builds it under a file lock, the
-    others wait for it and reuse it, with the bytecode its first smoke run wrote (a new venv
-    compiles the SDK at its first import: seconds of CPU that once per worker tripled)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's
+def venv_with(request: pytest.FixtureRequest) -> Callable[[frozenset[str]], Path]:
+    """One venv per distinct set of dependencies, kept in pytest's cache folder
+    (`.pytest_cache/d/pattern-venvs/`, removed by `make clean`) from one run to the next, as
+    mypy and ruff keep theirs: the first run builds it under a file lock and the others,
+    xdist workers and later runs alike, reuse it with the bytecode its first smoke run wrote
+    (a new venv compiles the SDK at its first import: seconds of CPU). Its name is the hash
+    of the pins and of this interpreter, so new pins make a new one."""
+    assert request.config.cache is not None, "test_patterns.py needs pytest's cacheprovider"
+    shared = request.config.cache.mkdir("pattern-venvs")
 
     @functools.cache  # this worker's later patterns: no metadata walk, no lock
     def get_venv(requires: frozenset[str]) -> Path:
         pins = installed_closure(requires)
-        name = "venv-" + hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
+        key = " ".join([sys.version, os.path.realpath(sys.executable), *pins])
+        name = "venv-" + hashlib.sha256(key.encode()).hexdigest()[:12]
         folder, ready = shared / name, shared / f"{name}.ready"
         with (shared / f"{name}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             if not ready.exists():
                 shutil.rmtree(folder, ignore_errors=True)  # a build that was interrupted
                 make_venv(folder, pins)
-                ready.touch()
+                forget_unused_venvs(shared)
+            ready.touch()  # its last use
         return folder / "bin" / "python"
 
     return get_venv
+
+
+def forget_unused_venvs(shared: Path) -> None:
+    """Delete the cached venvs that no run has used for VENV_UNUSED_DAYS (older pins)."""
+    oldest = time.time() - VENV_UNUSED_DAYS * 86400
+    for ready in shared.glob("venv-*.ready"):
+        if ready.stat().st_mtime < oldest:
+            ready.unlink()
+            shutil.rmtree(ready.with_suffix(""), ignore_errors=True)
 
 
 def scratch_project(pattern: Pattern, folder: Path) -> Path:

@@ -29,21 +29,18 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
     load_settings,
 )
 
-from ..conftest import service_env
+from ..conftest import run_in_group, service_env
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 
 
 def run_worker_command(cwd: Path, **settings: object) -> subprocess.CompletedProcess[str]:
     """`python -m <package> worker` in `cwd`, a real process, with these settings."""
-    return subprocess.run(
+    return run_in_group(
         [sys.executable, "-m", PACKAGE, "worker"],
         cwd=cwd,
         env=service_env("127.0.0.1:1", **settings),
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
 
 

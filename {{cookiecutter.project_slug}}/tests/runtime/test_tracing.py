@@ -7,7 +7,6 @@ exporter to a receiver on 127.0.0.1 (tests/toolkit/otlp_collector.py), which dec
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import uuid
 from collections import defaultdict
@@ -31,7 +30,7 @@ from {{ cookiecutter.package_name }}.runtime.settings import (
 )
 
 from ..toolkit.otlp_collector import OtlpCollector, ReceivedSpan
-from ..toolkit.processes import PACKAGE, address_of, service_env
+from ..toolkit.processes import PACKAGE, address_of, run_in_group, service_env
 from ..toolkit.worker import running_worker
 from . import probe
 
@@ -67,14 +66,11 @@ def test_standard_variables_and_ours_winning(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_a_bad_endpoint_stops_the_worker_naming_the_setting(tmp_path: Path) -> None:
-    result = subprocess.run(
+    result = run_in_group(
         [sys.executable, "-m", PACKAGE, "worker"],
         cwd=tmp_path,
         env=service_env("127.0.0.1:1", otel_endpoint="collector:4318"),
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert result.returncode == 2, result.stderr
     assert f"{ENV_PREFIX}OTEL_ENDPOINT: must be an http:// or https:// URL" in result.stderr

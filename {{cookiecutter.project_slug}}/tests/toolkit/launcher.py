@@ -2,10 +2,11 @@
 
 Every worker and `run` a test starts as `python -m <package> ...` begins by importing
 temporalio, pydantic and aiohttp: about a second of CPU on a small machine, the largest cost
-of `make test` (some 50 such starts). The launcher is one process per test session (per
-pytest-xdist worker) that has imported them already. Asked to start `python -m M args` or
-`python -c CODE args`, it forks; the child takes the caller's environment, working folder and
-stdio, leads a process group of its own, and runs M as `__main__` the way `python -m` does.
+of `make test` (some 50 such starts). The launcher is one process per test session that has
+imported them already (under pytest-xdist, the controller runs it and every xdist worker
+uses it). Asked to start `python -m M args` or `python -c CODE args`, it forks; the child
+takes the caller's environment, working folder and stdio, leads a process group of its own,
+and runs M as `__main__` the way `python -m` does.
 
 It is a real process all the same: its own pid and group (kill -9 and SIGTERM reach it as
 they reach any worker), its own pool children (spawned fresh), its exit code. What differs
@@ -31,6 +32,7 @@ import os
 import pkgutil
 import runpy
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -38,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import types
 from collections.abc import Mapping, Sequence
@@ -70,42 +73,69 @@ class ChildProcess(Protocol):
 
 
 class Launcher:
-    """The running launcher process and how to reach it."""
+    """How to reach a running launcher: its socket, its pid, the environment it runs with.
 
-    def __init__(self, package: str, env: Mapping[str, str]) -> None:
+    `groups` holds the pid of each child started through it until the child ends (each leads
+    a process group of its own): a child is the launcher's, not the caller's, so the caller's
+    leak check (tests/toolkit/leak_guard.py) finds it by its group.
+    """
+
+    def __init__(
+        self, socket_path: Path, pid: int, env: Mapping[str, str], groups: set[int] | None
+    ) -> None:
+        self.socket_path = socket_path
+        self.pid = pid
         self.env = dict(env)
-        self.folder = Path(tempfile.mkdtemp(prefix="launcher-"))
-        self.socket_path = self.folder / "socket"
-        self.stderr = (self.folder / "stderr").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, package, str(self.socket_path)],
-            env=self.env,
-            stdin=subprocess.PIPE,  # its end of the session: EOF here stops it
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            start_new_session=True,
-        )
-        self._ready = threading.Event()
-        self._failed = False
-        threading.Thread(target=self._wait_until_ready, daemon=True).start()
+        self.groups = set() if groups is None else groups
 
-    def _wait_until_ready(self) -> None:
-        assert self.process.stdout is not None
-        self._failed = self.process.stdout.readline() != b"ready\n"
-        self._ready.set()
+    def shared(self) -> dict[str, object]:
+        """What another process needs to use this launcher (`attach_launcher`)."""
+        return {"socket": str(self.socket_path), "pid": self.pid, "env": self.env}
 
     async def ready(self) -> None:
-        if not self._ready.is_set():
-            await asyncio.to_thread(self._ready.wait, START_TIMEOUT)
-        if self._failed or not self._ready.is_set():
-            error = (self.folder / "stderr").read_text(errors="replace")
-            raise AssertionError(f"the test launcher did not start:\n{error}")
+        """Wait until the launcher takes requests (its socket appears then) or has failed
+        (then its folder holds `failed`, with what it printed)."""
+        failed = self.socket_path.with_name("failed")
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.socket_path.exists():
+            if failed.exists():
+                error = failed.read_text(errors="replace")
+                raise AssertionError(f"the test launcher did not start:\n{error}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the test launcher did not start in {START_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.02)
 
     def can_start(self, args: Sequence[str], env: Mapping[str, str]) -> bool:
         """Whether a child started with `env` is the process a cold start would make: the
         same `PYTHON*` variables (an empty one counts as unset, as for Python)."""
         same_interpreter = _interpreter_settings(env) == _interpreter_settings(self.env)
         return len(args) >= 2 and args[0] in ("-m", "-c") and same_interpreter
+
+
+class OwnLauncher(Launcher):
+    """The launcher process this process started, and stops."""
+
+    def __init__(self, package: str, env: Mapping[str, str], groups: set[int] | None) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="launcher-"))
+        self.stderr = (self.folder / "stderr").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, package, str(self.folder / "socket")],
+            env=dict(env),
+            stdin=subprocess.PIPE,  # its end of the session: EOF here stops it
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            start_new_session=True,
+        )
+        super().__init__(self.folder / "socket", self.process.pid, env, groups)
+        threading.Thread(target=self._report_failure, daemon=True).start()
+
+    def _report_failure(self) -> None:
+        """If the launcher ends before it is ready, leave its error where `ready` looks."""
+        assert self.process.stdout is not None
+        if self.process.stdout.readline() != b"ready\n":
+            error = (self.folder / "stderr").read_text(errors="replace")
+            (self.folder / "failed.new").write_text(error or "(it printed nothing)")
+            (self.folder / "failed.new").replace(self.folder / "failed")
 
     def stop(self) -> None:
         """End the launcher (children it started live on until their tests stop them)."""
@@ -120,9 +150,7 @@ class Launcher:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.stderr.close()
-        for path in (self.socket_path, self.folder / "stderr"):
-            path.unlink(missing_ok=True)
-        self.folder.rmdir()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _interpreter_settings(env: Mapping[str, str]) -> dict[str, str]:
@@ -132,19 +160,37 @@ def _interpreter_settings(env: Mapping[str, str]) -> dict[str, str]:
 _launcher: Launcher | None = None
 
 
-def start_launcher(package: str, env: Mapping[str, str]) -> None:
-    """Start this process's launcher (tests/conftest.py, at the start of the session)."""
+def start_launcher(package: str, env: Mapping[str, str], groups: set[int] | None = None) -> None:
+    """Start this process's launcher (tests/conftest.py, at the start of the session); the
+    pid of each child it starts goes into `groups`."""
     global _launcher
     if os.environ.get(COLD_START_VARIABLE, "") not in ("", "0") or _launcher is not None:
         return
-    _launcher = Launcher(package, env)
+    _launcher = OwnLauncher(package, env, groups)
+
+
+def shared_launcher() -> dict[str, object] | None:
+    """This process's launcher, as `attach_launcher` in another process takes it."""
+    return None if _launcher is None else _launcher.shared()
+
+
+def attach_launcher(shared: Mapping[str, object] | None, groups: set[int] | None = None) -> None:
+    """Start children through the launcher another process runs (`shared_launcher()` there),
+    once it is ready; nothing when it runs none."""
+    global _launcher
+    if shared is None or _launcher is not None:
+        return
+    env = shared["env"]
+    assert isinstance(env, dict)
+    _launcher = Launcher(Path(str(shared["socket"])), int(str(shared["pid"])), env, groups)
 
 
 def stop_launcher() -> None:
+    """Stop this process's launcher, or stop using another's."""
     global _launcher
-    if _launcher is not None:
+    if isinstance(_launcher, OwnLauncher):
         _launcher.stop()
-        _launcher = None
+    _launcher = None
 
 
 class ForkedProcess:
@@ -157,8 +203,10 @@ class ForkedProcess:
         writer: asyncio.StreamWriter,
         stdout: asyncio.StreamReader | None,
         stderr: asyncio.StreamReader | None,
+        groups: set[int],
     ) -> None:
         self.pid = pid
+        self._groups = groups
         self.stdout = stdout
         self.stderr = stderr
         self.returncode: int | None = None
@@ -175,6 +223,8 @@ class ForkedProcess:
         # No line: the launcher ended first (the session is over). The child was reaped by
         # no one we can ask, so it is reported as killed.
         self.returncode = int(line) if line.strip() else -signal.SIGKILL
+        if line.strip():
+            self._groups.discard(self.pid)  # it ended: its pid may be another's next
         self._exited.set()
 
     async def wait(self) -> int:
@@ -250,7 +300,8 @@ async def start_python(
     if not pid_line.strip():
         writer.close()
         raise AssertionError(f"the test launcher did not start {' '.join(args)}")
-    return ForkedProcess(int(pid_line), replies, writer, readers[0], readers[1])
+    launcher.groups.add(int(pid_line))
+    return ForkedProcess(int(pid_line), replies, writer, readers[0], readers[1], launcher.groups)
 
 
 async def start_process(
@@ -310,8 +361,9 @@ def _serve(socket_path: str) -> tuple[dict[str, object], list[int]] | None:
     """Fork a child for each request until stdin closes. Returns in each child only: its
     request and stdio, the launcher's own sockets closed."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path)
+    listener.bind(socket_path + ".new")
     listener.listen(64)
+    Path(socket_path + ".new").rename(socket_path)  # there once it takes requests (`ready`)
     wake_read, wake_write = socket.socketpair()
     wake_write.setblocking(False)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # reaped below, woken by the wakeup fd
@@ -341,14 +393,22 @@ def _serve(socket_path: str) -> tuple[dict[str, object], list[int]] | None:
                 while len(body) < size:
                     body += connection.recv(size - len(body))
                 request = json.loads(body)
+                led_read, led_write = os.pipe()
                 pid = os.fork()
                 if pid == 0:  # the child: let go of everything the launcher holds
+                    os.setsid()  # before the caller learns its pid: its group is its own
+                    os.close(led_read)
+                    os.write(led_write, b"1")
+                    os.close(led_write)
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     selector.close()
                     for held in (listener, wake_read, wake_write, connection, *replies.values()):
                         held.close()
                     return request, fds
+                os.close(led_write)
+                os.read(led_read, 1)  # the child leads its group now (or it died trying)
+                os.close(led_read)
                 for fd in fds:
                     os.close(fd)
                 replies[pid] = connection
@@ -372,8 +432,7 @@ def _reap(replies: dict[int, socket.socket]) -> None:
 
 
 def _become(request: dict[str, object], fds: list[int]) -> list[str]:
-    """In a child: take the request's session, stdio, folder and environment; its argv."""
-    os.setsid()
+    """In a child: take the request's stdio, folder and environment; its argv."""
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
