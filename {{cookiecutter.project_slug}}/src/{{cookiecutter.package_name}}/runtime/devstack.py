@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -75,15 +76,49 @@ def temporal_cli() -> Path:
 
 
 def port_or_free(preferred: int) -> int:
-    """`preferred` if nothing listens there, else any free port on 127.0.0.1."""
-    for port in (preferred, 0):
+    """`preferred` if nothing listens there, else a free port on 127.0.0.1 (`free_port`)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out to `bind(0)` and to outgoing connections (Linux)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default (macOS uses 49152-65535)
+
+
+def free_port() -> int:
+    """A port nothing listens on right now, on 127.0.0.1, for a server to take a moment later.
+
+    Taken below the ephemeral range. A port that `bind(0)` returned is free only until the
+    kernel hands it out again: as the source port of an outgoing connection, or to the dev
+    server itself, which takes its internal services' ports that way. Both happened on a busy
+    machine before our server bound its port ("address already in use"; the dev server
+    panicked). Ports below the range are never handed out like that; picking at random keeps
+    parallel runs apart, and the bind checks that nothing listens there.
+    """
+    ephemeral = ephemeral_ports()
+    candidates = range(10_000, ephemeral.start) if ephemeral.start > 11_000 else range(0)
+    for _ in range(100):
+        if not candidates:
+            break
+        port = random.choice(candidates)  # noqa: S311 (spreading ports, not a secret)
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return int(sock.getsockname()[1])
-    raise OSError("no free port")
+            return port
+    with socket.socket() as sock:  # no room below the range: the kernel's choice
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for_port(
