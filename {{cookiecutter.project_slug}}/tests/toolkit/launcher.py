@@ -479,7 +479,7 @@ if __name__ == "__main__":
     package, socket_path = sys.argv[1], sys.argv[2]
     _warm_up(package, Path(__file__).resolve().parent.parent.parent)
     started = _serve(socket_path)
-    if started is None:
-        sys.exit(0)
+    if started is None:  # the session is over: nothing to flush, no finalizing every module
+        os._exit(0)
     code = _run(_become(*started))
     sys.exit(code)  # the interpreter's own exit: threads joined, atexit run, streams flushed
