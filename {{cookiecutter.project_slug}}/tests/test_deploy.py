@@ -630,13 +630,14 @@ def image_app(tmp_path: Path) -> Path:
     failed = run_build_stage(PROJECT, app)
     assert failed is None, failed.stdout + failed.stderr
     # The final stage starts from scratch: `COPY --from=build /app/.venv /app/.venv` only.
+    # Moved rather than copied (the same files at the same path): the build stage is gone.
     built = app.rename(tmp_path / "build-stage")
     app.mkdir()
     (copy,) = dockerfile()[-1].all("COPY")
     source, destination = copy.flags_and_rest()[1].split()
-    shutil.copytree(
-        on_host(source, built), on_host(destination, app), symlinks=True, dirs_exist_ok=True
-    )
+    target = Path(on_host(destination, app))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Path(on_host(source, built)).rename(target)
     # The service is installed into the venv (--no-editable), not linked to this checkout.
     (_installed,) = app.glob(f".venv/lib/python*/site-packages/{PACKAGE}/runtime/worker.py")
     links = app.glob(".venv/lib/python*/site-packages/*.pth")

@@ -227,17 +227,24 @@ def _owners(module: str, candidates: list[str]) -> list[str]:
     owners = [
         name
         for name in candidates
-        if any(
-            str(f) == f"{path}.py" or str(f).startswith(f"{path}/")
-            for f in importlib.metadata.files(name) or ()
-        )
+        if any(f == f"{path}.py" or f.startswith(f"{path}/") for f in _files_of(name))
     ]
     return owners or candidates
 
 
+@functools.cache  # a walk of every installed distribution's files: once per process
+def _distributions_by_module() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
+@functools.cache
+def _files_of(distribution: str) -> tuple[str, ...]:
+    return tuple(str(f) for f in importlib.metadata.files(distribution) or ())
+
+
 def third_party(imports: list[Import]) -> dict[str, bool]:
     """Distribution -> imported lazily only, for the imports that are neither stdlib nor ours."""
-    by_module = importlib.metadata.packages_distributions()
+    by_module = _distributions_by_module()
     found: dict[str, bool] = {}
     for imp in imports:
         top = imp.module.split(".")[0]

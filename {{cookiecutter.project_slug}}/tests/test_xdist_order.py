@@ -1,6 +1,6 @@
 """The suite's own schedule: under xdist each worker starts with its share of the slow tests.
 
-`make test` runs on 3 xdist workers (2 cores); the longest test used to start last on a
+`make test` runs on 4 xdist workers (2 cores); the longest test used to start last on a
 worker that had already run the others, and ended the run alone, 15 s after the rest.
 """
 

@@ -9,6 +9,7 @@ tests/pipeline/test_hostile.py and test_fetch_activity.py.
 
 from __future__ import annotations
 
+import gzip
 import socket
 import zlib
 
@@ -29,7 +30,7 @@ from {{ cookiecutter.package_name }}.runtime.http import (
     redirect_refusal,
 )
 
-from ..toolkit.hostile_site import HostileSite
+from ..toolkit.hostile_site import HostileSite, gzip_zeros
 
 LOCAL = parse_networks(["127.0.0.1/32"])
 
@@ -164,6 +165,14 @@ async def test_loopback_is_refused_by_default(hostile: HostileSite) -> None:
     assert by_name.reason.startswith("localhost resolves to "), by_name
     assert not by_name.transient
     assert hostile.hits["/good/refused-by-default"] == 0
+
+
+@pytest.mark.parametrize("size", [0, 5, 1 << 20, (3 << 20) + 7])
+def test_the_hostile_sites_bomb_is_a_valid_gzip_stream_of_zeros(size: int) -> None:
+    """The bomb is made from one compressed MiB repeated (toolkit/hostile_site.py): a strict
+    decoder, CRC and length checked, reads exactly `size` zeros from it."""
+    assert gzip.decompress(gzip_zeros(size)) == bytes(size)
+    assert len(gzip_zeros(256 << 20)) < 300_000  # what the tests call a bomb: ~1 KB per MiB
 
 
 async def test_deflate_is_decoded_and_bounded() -> None:

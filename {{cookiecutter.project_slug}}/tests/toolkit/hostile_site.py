@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import struct
 import threading
 import zlib
 from collections import Counter
@@ -34,13 +35,23 @@ UNKNOWN_CHARSET = "x-no-such-charset"
 
 
 def gzip_zeros(size: int) -> bytes:
-    """A gzip stream of `size` zero bytes, made without holding them all in memory."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    block = bytes(1 << 20)
-    parts = [compressor.compress(block) for _ in range(size >> 20)]
-    parts.append(compressor.compress(bytes(size % (1 << 20))))
-    parts.append(compressor.flush())
-    return b"".join(parts)
+    """A gzip stream of `size` zero bytes, made without holding them all in memory.
+
+    One MiB of zeros is compressed once, then repeated: a full flush ends it byte-aligned and
+    with no reference to anything before it. (Compressing all 256 MiB took 1.5 s of CPU in
+    every xdist worker; the CRC of the zeros, the only pass over them, takes 0.1 s.)
+    """
+    mib = bytes(1 << 20)
+    whole, rest = divmod(size, len(mib))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)  # raw: the gzip frame is ours
+    block = deflate.compress(mib) + deflate.flush(zlib.Z_FULL_FLUSH)
+    end = deflate.compress(bytes(rest)) + deflate.flush()
+    crc = 0
+    for _ in range(whole):
+        crc = zlib.crc32(mib, crc)
+    crc = zlib.crc32(bytes(rest), crc)
+    header = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 2, 255])  # deflate; no name, time or flags
+    return header + block * whole + end + struct.pack("<II", crc, size & 0xFFFFFFFF)
 
 
 class HostileSite:
