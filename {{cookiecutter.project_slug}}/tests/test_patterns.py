@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -233,8 +233,8 @@ def _owners(module: str, candidates: list[str]) -> list[str]:
 
 
 @functools.cache  # a walk of every installed distribution's files: once per process
-def _distributions_by_module() -> dict[str, list[str]]:
-    return dict(importlib.metadata.packages_distributions())
+def _distributions_by_module() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
 
 
 @functools.cache

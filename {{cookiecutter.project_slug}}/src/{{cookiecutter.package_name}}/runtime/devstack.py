@@ -77,12 +77,17 @@ def temporal_cli() -> Path:
 
 def port_or_free(preferred: int) -> int:
     """`preferred` if nothing listens there, else a free port on 127.0.0.1 (`free_port`)."""
+    return preferred if _can_bind(preferred) else free_port()
+
+
+def _can_bind(port: int) -> bool:
+    """Whether a server could take `port` on 127.0.0.1 now (the socket is closed again)."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", preferred))
+            sock.bind(("127.0.0.1", port))
         except OSError:
-            return free_port()
-    return preferred
+            return False
+    return True
 
 
 def ephemeral_ports() -> range:
@@ -110,11 +115,7 @@ def free_port() -> int:
         if not candidates:
             break
         port = random.choice(candidates)  # noqa: S311 (spreading ports, not a secret)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if _can_bind(port):
             return port
     with socket.socket() as sock:  # no room below the range: the kernel's choice
         sock.bind(("127.0.0.1", 0))
